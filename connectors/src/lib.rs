@@ -1,0 +1,399 @@
+//! The connector API of wabridge, and one module per external system.
+//!
+//! A connector speaks one external system's API and nothing else: it never opens the daemon's
+//! store, queue or configuration. The daemon hands it a [`Conversation`], an [`InboundMessage`]
+//! and a [`DeliveryContext`] (what the daemon already knows, e.g. the ticket it recorded for this
+//! conversation) and receives a [`Delivered`] receipt that it records in its own links tree.
+//!
+//! Guarantees every connector gives:
+//! - **Once in effect.** When [`DeliveryContext::maybe_delivered`] is set, an earlier attempt may
+//!   have reached the system (a crash or a timeout after the request was written). The connector
+//!   then looks up what exists (the ticket for the conversation, a marker carrying the message id)
+//!   before it creates anything, so a retry never writes a second ticket or history entry.
+//! - **Classified errors.** Every failure is [`ConnectorError::Retryable`] (5xx, 429, timeouts,
+//!   connection errors; honouring `Retry-After`) or [`ConnectorError::Permanent`] (other 4xx, bad
+//!   configuration), decided where it happens.
+//! - **No secret in `Debug`.** Credentials live in [`Secret`].
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
+pub mod files;
+pub mod rt;
+
+/// The customer side of a WhatsApp conversation.
+///
+/// A contact is known by its phone number (`wa_id`), by its business-scoped user id (BSUID,
+/// `user_id`), or both: from 2026 on Meta may withhold the number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contact {
+    /// Phone number as digits without `+` (Meta's `wa_id` / `from`), when known.
+    pub wa_id: Option<String>,
+    /// Business-scoped user id (`user_id` / `from_user_id`), when known.
+    pub user_id: Option<String>,
+    /// The WhatsApp profile name, when Meta sent one.
+    pub profile_name: Option<String>,
+}
+
+impl Contact {
+    /// The phone number in E.164 form (`+` and digits), when known.
+    pub fn e164(&self) -> Option<String> {
+        self.wa_id.as_ref().map(|digits| format!("+{digits}"))
+    }
+
+    /// The stable identity used in keys: the phone number digits, else `u:` and the BSUID.
+    pub fn key(&self) -> String {
+        match (&self.wa_id, &self.user_id) {
+            (Some(digits), _) => digits.clone(),
+            (None, Some(user)) => format!("u:{user}"),
+            (None, None) => "unknown".to_owned(),
+        }
+    }
+
+    /// How a person reads this contact: `Name (+96890000001)`, or the BSUID when no number.
+    pub fn display(&self) -> String {
+        let id = self
+            .e164()
+            .or_else(|| self.user_id.clone())
+            .unwrap_or_else(|| "unknown contact".to_owned());
+        match self.profile_name.as_deref().map(str::trim) {
+            Some(name) if !name.is_empty() => format!("{name} ({id})"),
+            _ => id,
+        }
+    }
+}
+
+/// One conversation: a business phone number and a customer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Conversation {
+    /// Meta's `phone_number_id` of the business number that received the message.
+    pub phone_number_id: String,
+    /// The business number as displayed (digits), when Meta sent it.
+    pub display_phone_number: Option<String>,
+    /// The customer.
+    pub contact: Contact,
+}
+
+impl Conversation {
+    /// Stable key of the conversation: `{phone_number_id}:{contact key}`.
+    pub fn key(&self) -> String {
+        format!("{}:{}", self.phone_number_id, self.contact.key())
+    }
+}
+
+/// A file that came with a message (image, audio, document, ...), already downloaded.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    /// File name to show, with an extension that matches the MIME type.
+    pub filename: String,
+    /// MIME type as Meta reported it, e.g. `image/jpeg`.
+    pub mime_type: String,
+    /// The bytes.
+    pub data: Vec<u8>,
+}
+
+impl fmt::Debug for Attachment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Attachment")
+            .field("filename", &self.filename)
+            .field("mime_type", &self.mime_type)
+            .field("len", &self.data.len())
+            .finish()
+    }
+}
+
+/// One message the customer sent, ready to be written into another system.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboundMessage {
+    /// Meta's message id (`wamid.…`): the idempotency key of every write about this message.
+    pub id: String,
+    /// Meta's timestamp of the message.
+    pub timestamp: DateTime<Utc>,
+    /// Meta's message type (`text`, `image`, `location`, ...; unknown types verbatim).
+    pub kind: String,
+    /// The message as readable text: the body, a caption, coordinates and a map link, a
+    /// contact card, a button title, ... Never empty.
+    pub text: String,
+    /// Media that came with the message.
+    pub attachments: Vec<Attachment>,
+}
+
+/// A reference to a ticket (or issue, case...) in a ticketing system.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TicketRef(pub String);
+
+impl fmt::Display for TicketRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What the daemon knows when it asks a connector to deliver a message.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeliveryContext {
+    /// The ticket the daemon recorded for this conversation, if any.
+    pub ticket: Option<TicketRef>,
+    /// An earlier attempt may have reached the system: look up before creating anything.
+    pub maybe_delivered: bool,
+}
+
+/// What a successful delivery did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivered {
+    /// The ticket now holding the message (record it for the next message).
+    pub ticket: TicketRef,
+    /// Whether a new ticket was opened for this message.
+    pub opened_ticket: bool,
+    /// Whether the message was already there (found by lookup) and nothing was written.
+    pub already_present: bool,
+}
+
+/// A ticketing system: a ticket per conversation, every message an entry in it.
+#[async_trait::async_trait]
+pub trait TicketSystem: Send + Sync + fmt::Debug {
+    /// The connector kind, e.g. `rt` (a bounded string: used in metrics and logs).
+    fn kind(&self) -> &'static str;
+
+    /// Writes one message into the conversation's ticket, opening or reopening the ticket as
+    /// needed. Idempotent per [`InboundMessage::id`] (see the crate docs).
+    async fn deliver(
+        &self,
+        conversation: &Conversation,
+        message: &InboundMessage,
+        context: &DeliveryContext,
+    ) -> Result<Delivered, ConnectorError>;
+
+    /// A real, harmless read call that proves the credentials and the address work.
+    async fn check(&self) -> Result<(), ConnectorError>;
+}
+
+/// Why a connector call failed, decided where it happened.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConnectorError {
+    /// The same call may succeed later (5xx, 429, timeout, connection refused).
+    #[error("retryable: {reason}")]
+    Retryable {
+        /// How long the system asked us to wait (`Retry-After`), if it said.
+        retry_after: Option<Duration>,
+        /// What went wrong, for the dead-letter record and logs (never a secret).
+        reason: String,
+    },
+    /// Retrying the same call cannot help (other 4xx, invalid data, configuration).
+    #[error("permanent: {reason}")]
+    Permanent {
+        /// What went wrong, for the dead-letter record and logs (never a secret).
+        reason: String,
+    },
+}
+
+impl ConnectorError {
+    /// A bounded label for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ConnectorError::Retryable { .. } => "retryable",
+            ConnectorError::Permanent { .. } => "permanent",
+        }
+    }
+
+    /// Whether a retry may succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ConnectorError::Retryable { .. } => true,
+            ConnectorError::Permanent { .. } => false,
+        }
+    }
+
+    /// Classifies an HTTP answer that was not a success: 5xx, 408 and 429 are retryable
+    /// (honouring `Retry-After` in seconds), every other status is permanent.
+    pub fn from_status(
+        status: reqwest::StatusCode,
+        retry_after: Option<&reqwest::header::HeaderValue>,
+        what: &str,
+        body: &str,
+    ) -> Self {
+        let snippet: String = body.chars().take(300).collect();
+        let reason = format!("{what}: HTTP {status}: {snippet}");
+        if status.is_server_error()
+            || status == reqwest::StatusCode::TOO_MANY_REQUESTS
+            || status == reqwest::StatusCode::REQUEST_TIMEOUT
+        {
+            let retry_after = retry_after
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            ConnectorError::Retryable {
+                retry_after,
+                reason,
+            }
+        } else {
+            ConnectorError::Permanent { reason }
+        }
+    }
+
+    /// Classifies a transport error: timeouts and connection failures are retryable, a request
+    /// that could not even be built is permanent.
+    pub fn from_transport(err: &reqwest::Error, what: &str) -> Self {
+        // reqwest's Display never contains headers, so no credential can leak through it.
+        let reason = format!("{what}: {err}");
+        if err.is_builder() {
+            ConnectorError::Permanent { reason }
+        } else {
+            ConnectorError::Retryable {
+                retry_after: None,
+                reason,
+            }
+        }
+    }
+}
+
+/// A credential. `Debug` and `Display` print `**redacted**`; use [`Secret::expose`] to read it.
+#[derive(Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a credential.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The credential itself, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether it is empty (a configuration error wherever a secret is required).
+    pub fn is_empty(&self) -> bool {
+        self.0.trim().is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("**redacted**")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("**redacted**")
+    }
+}
+
+/// What a connector needs from the daemon to be built.
+#[derive(Debug, Clone)]
+pub struct BuildContext {
+    /// The daemon's store directory (the `files` connector writes under it by default).
+    pub store_dir: PathBuf,
+    /// The name of the connector's section (`[connectors.<name>]`).
+    pub name: String,
+}
+
+/// One configuration problem: the field path inside the connector's section and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// Field name inside the section, e.g. `url`.
+    pub field: String,
+    /// What is wrong, in words an admin understands.
+    pub message: String,
+}
+
+impl ConfigProblem {
+    /// A problem with `field`.
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigProblem {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The `[connectors.<name>]` section: `kind` selects the connector.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum ConnectorConfig {
+    /// Request Tracker 5 over REST2.
+    Rt(rt::RtConfig),
+    /// Readable transcripts on disk (the embedded default).
+    Files(files::FilesConfig),
+}
+
+impl ConnectorConfig {
+    /// The kinds a user may write in `kind = "…"`.
+    pub const KINDS: &'static [&'static str] = &["rt", "files"];
+
+    /// Checks the section without any I/O and returns every problem found.
+    pub fn validate(&self) -> Vec<ConfigProblem> {
+        match self {
+            ConnectorConfig::Rt(config) => config.validate(),
+            ConnectorConfig::Files(config) => config.validate(),
+        }
+    }
+
+    /// Builds the connector (may do I/O such as creating directories, never network calls).
+    pub fn build(&self, context: &BuildContext) -> Result<Box<dyn TicketSystem>, ConnectorError> {
+        match self {
+            ConnectorConfig::Rt(config) => Ok(Box::new(rt::RtConnector::new(config.clone())?)),
+            ConnectorConfig::Files(config) => Ok(Box::new(files::FilesConnector::new(
+                config.clone(),
+                context,
+            )?)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_is_redacted_in_debug_and_display() {
+        let secret = Secret::new("hunter2");
+        assert_eq!(format!("{secret:?}"), "**redacted**");
+        assert_eq!(format!("{secret}"), "**redacted**");
+        assert_eq!(secret.expose(), "hunter2");
+    }
+
+    #[test]
+    fn contact_display_prefers_name_and_e164() {
+        let contact = Contact {
+            wa_id: Some("96890000001".into()),
+            user_id: Some("OM.123".into()),
+            profile_name: Some("Aisha".into()),
+        };
+        assert_eq!(contact.display(), "Aisha (+96890000001)");
+        assert_eq!(contact.key(), "96890000001");
+        let bsuid_only = Contact {
+            wa_id: None,
+            user_id: Some("OM.123".into()),
+            profile_name: None,
+        };
+        assert_eq!(bsuid_only.display(), "OM.123");
+        assert_eq!(bsuid_only.key(), "u:OM.123");
+    }
+
+    #[test]
+    fn classifies_statuses() {
+        use reqwest::header::HeaderValue;
+        use reqwest::StatusCode;
+        let retry = HeaderValue::from_static("7");
+        assert_eq!(
+            ConnectorError::from_status(StatusCode::TOO_MANY_REQUESTS, Some(&retry), "x", ""),
+            ConnectorError::Retryable {
+                retry_after: Some(Duration::from_secs(7)),
+                reason: "x: HTTP 429 Too Many Requests: ".into()
+            }
+        );
+        assert!(
+            ConnectorError::from_status(StatusCode::BAD_GATEWAY, None, "x", "").is_retryable()
+        );
+        assert!(!ConnectorError::from_status(StatusCode::BAD_REQUEST, None, "x", "").is_retryable());
+        assert!(!ConnectorError::from_status(StatusCode::UNAUTHORIZED, None, "x", "").is_retryable());
+    }
+}
