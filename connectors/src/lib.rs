@@ -390,10 +390,12 @@ mod tests {
                 reason: "x: HTTP 429 Too Many Requests: ".into()
             }
         );
+        assert!(ConnectorError::from_status(StatusCode::BAD_GATEWAY, None, "x", "").is_retryable());
         assert!(
-            ConnectorError::from_status(StatusCode::BAD_GATEWAY, None, "x", "").is_retryable()
+            !ConnectorError::from_status(StatusCode::BAD_REQUEST, None, "x", "").is_retryable()
         );
-        assert!(!ConnectorError::from_status(StatusCode::BAD_REQUEST, None, "x", "").is_retryable());
-        assert!(!ConnectorError::from_status(StatusCode::UNAUTHORIZED, None, "x", "").is_retryable());
+        assert!(
+            !ConnectorError::from_status(StatusCode::UNAUTHORIZED, None, "x", "").is_retryable()
+        );
     }
 }

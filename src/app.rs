@@ -1,0 +1,155 @@
+//! Wiring: builds the parts from the configuration and runs them until a shutdown signal.
+//!
+//! Shutdown (SIGTERM or SIGINT): stop accepting webhooks, let jobs in flight finish within
+//! `server.shutdown_grace_secs` (unfinished ones stay queued), flush, exit 0.
+
+use std::collections::HashMap;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::watch;
+use wabridge_connectors::BuildContext;
+
+use crate::cli::{self, Cli, Command};
+use crate::config::Config;
+use crate::ingress::{self, IngressState, Metrics};
+use crate::store::Store;
+use crate::sync::{Destinations, Runner};
+use crate::whatsapp::graph::GraphClient;
+use crate::{admin, logging};
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> ExitCode {
+    if let Command::Validate = cli.command {
+        return cli::validate(&cli.config);
+    }
+    let config = match cli::load_config(&cli.config) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    logging::init(&config.log.level, config.log.redact);
+    let result = match cli.command {
+        Command::Serve => serve(config).await,
+        Command::Simulate {
+            from,
+            name,
+            text,
+            phone_number_id,
+            url,
+        } => cli::simulate(&config, &from, &name, &text, &phone_number_id, url).await,
+        command => cli::admin_command(&config, command).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `wabridge serve`
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let store = Store::open(&config.store.path)
+        .with_context(|| format!("opening the store at {}", config.store.path.display()))?;
+
+    let mut destinations: Destinations = HashMap::new();
+    for (name, connector) in &config.connectors {
+        let built = connector
+            .build(&BuildContext {
+                store_dir: config.store.path.clone(),
+                name: name.clone(),
+            })
+            .map_err(|err| anyhow::anyhow!("connector {name}: {err}"))?;
+        destinations.insert(name.clone(), Arc::from(built));
+    }
+    let graph = GraphClient::new(&config.whatsapp).context("building the Graph API client")?;
+    let runner = Runner::new(
+        store.clone(),
+        destinations,
+        graph,
+        config.queue.retry_policy(),
+        config.queue.workers,
+    );
+
+    let public = tokio::net::TcpListener::bind(&config.server.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.server.listen))?;
+    let admin_listener = tokio::net::TcpListener::bind(&config.admin.listen)
+        .await
+        .with_context(|| format!("listening on {} (admin)", config.admin.listen))?;
+    let admin_token = admin::token(&config, true).context("preparing the admin token")?;
+
+    let (shutdown_tx, shutdown) = watch::channel(false);
+    let grace = Duration::from_secs(config.server.shutdown_grace_secs);
+
+    let dispatcher = tokio::spawn(runner.clone().run_dispatcher(shutdown.clone()));
+    let workers = tokio::spawn(runner.clone().run_workers(shutdown.clone(), grace));
+
+    let admin_app = admin::router(store.clone(), admin_token, runner.wake.clone());
+    let mut admin_shutdown = shutdown.clone();
+    let admin_server = tokio::spawn(async move {
+        axum::serve(admin_listener, admin_app)
+            .with_graceful_shutdown(async move {
+                let _ = admin_shutdown.changed().await;
+            })
+            .await
+    });
+
+    let state = IngressState {
+        secrets: Arc::new(config.whatsapp.app_secrets.clone()),
+        verify_token: config.whatsapp.verify_token.clone(),
+        inbox: Arc::new(store.clone()),
+        metrics: Arc::new(Metrics::default()),
+    };
+    tracing::info!(
+        listen = %config.server.listen,
+        admin = %config.admin.listen,
+        destinations = ?runner.destination_names(),
+        store = %config.store.path.display(),
+        "wabridge is serving."
+    );
+    let mut public_shutdown = shutdown.clone();
+    let public_server = tokio::spawn(async move {
+        axum::serve(public, ingress::router(state))
+            .with_graceful_shutdown(async move {
+                let _ = public_shutdown.changed().await;
+            })
+            .await
+    });
+
+    wait_for_signal().await;
+    tracing::info!("Shutting down: no new webhooks; finishing jobs in flight.");
+    let _ = shutdown_tx.send(true);
+    let _ = public_server.await;
+    let _ = admin_server.await;
+    let _ = dispatcher.await;
+    let _ = workers.await;
+    store.durable().await.context("final flush")?;
+    tracing::info!("Stopped.");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,314 @@
+//! Command-line interface: argument parsing and the commands other than `serve`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::admin::{self, ops, ReplayRequest};
+use crate::config::{self, Config};
+use crate::store::{Store, StoreError};
+
+/// Exit code for configuration errors (`EX_CONFIG`).
+pub const EX_CONFIG: u8 = 78;
+
+/// wabridge: WhatsApp Business Cloud API ⇄ ticketing and CRM systems.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+pub struct Cli {
+    /// Configuration file.
+    #[arg(long, global = true, default_value = "wabridge.toml")]
+    pub config: PathBuf,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon.
+    Serve,
+    /// Check the configuration; list every problem (exit 78 if any).
+    Validate,
+    /// Post a correctly signed text-message webhook to a running daemon.
+    Simulate {
+        /// Customer phone number, E.164 (`+96890000001`).
+        #[arg(long)]
+        from: String,
+        /// Customer profile name.
+        #[arg(long, default_value = "Test Customer")]
+        name: String,
+        /// Message text.
+        #[arg(long)]
+        text: String,
+        /// Business phone number id.
+        #[arg(long, default_value = "100000000000001")]
+        phone_number_id: String,
+        /// Daemon base URL (default: from `server.listen`).
+        #[arg(long)]
+        url: Option<String>,
+    },
+    /// Dead letters: jobs that will not be retried.
+    Dlq {
+        /// list | replay
+        #[command(subcommand)]
+        command: DlqCommand,
+    },
+    /// Webhook bodies that could not be parsed.
+    Quarantine {
+        /// list
+        #[command(subcommand)]
+        command: QuarantineCommand,
+    },
+    /// The job queue.
+    Queue {
+        /// stats
+        #[command(subcommand)]
+        command: QueueCommand,
+    },
+}
+
+/// `wabridge dlq …`
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// List dead letters.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put dead letters back in their queues.
+    Replay {
+        /// The dead letter id (from `dlq list`).
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<u64>,
+        /// Replay all of them.
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+/// `wabridge quarantine …`
+#[derive(Debug, Subcommand)]
+pub enum QuarantineCommand {
+    /// List quarantined bodies.
+    List {
+        /// Print JSON (with the exact body, base64).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `wabridge queue …`
+#[derive(Debug, Subcommand)]
+pub enum QueueCommand {
+    /// Counts of the inbox, jobs, retries, dead letters and quarantine.
+    Stats {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Loads the configuration or prints every problem.
+pub fn load_config(path: &std::path::Path) -> Result<Config, ExitCode> {
+    config::load(path).map_err(|problems| {
+        eprintln!("{problems}");
+        ExitCode::from(EX_CONFIG)
+    })
+}
+
+/// `wabridge validate`
+pub fn validate(path: &std::path::Path) -> ExitCode {
+    match load_config(path) {
+        Ok(config) => {
+            let names: Vec<String> = config
+                .connectors
+                .keys()
+                .map(|name| name.to_string())
+                .collect();
+            println!(
+                "{}: OK (destinations: {})",
+                path.display(),
+                names.join(", ")
+            );
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
+    }
+}
+
+/// Where an admin command runs: on the store directly, or through the running daemon.
+enum Target {
+    Direct(Store),
+    Daemon(admin::Client),
+}
+
+fn target(config: &Config) -> anyhow::Result<Target> {
+    match Store::open(&config.store.path) {
+        Ok(store) => Ok(Target::Direct(store)),
+        Err(StoreError::Locked(_)) => Ok(Target::Daemon(admin::Client::new(config)?)),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// `wabridge dlq|quarantine|queue …`
+pub async fn admin_command(config: &Config, command: Command) -> anyhow::Result<()> {
+    let target = target(config)?;
+    match command {
+        Command::Dlq {
+            command: DlqCommand::List { json },
+        } => {
+            let entries = match &target {
+                Target::Direct(store) => ops::dlq_list(store)?,
+                Target::Daemon(client) => client.dlq_list().await?,
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&entries)?);
+            } else if entries.is_empty() {
+                println!("No dead letters.");
+            } else {
+                for entry in entries {
+                    println!(
+                        "{}\t{}\t{}\tattempts={}\t{}",
+                        entry.id,
+                        entry.dead.dead_at.format("%Y-%m-%d %H:%M:%S"),
+                        crate::logging::conversation(&entry.dead.queue),
+                        entry.dead.job.attempts,
+                        entry.dead.reason
+                    );
+                }
+            }
+        }
+        Command::Dlq {
+            command: DlqCommand::Replay { id, all },
+        } => {
+            let request = ReplayRequest { id, all };
+            let result = match &target {
+                Target::Direct(store) => {
+                    let result = ops::dlq_replay(store, &request)?;
+                    store.durable().await?;
+                    result
+                }
+                Target::Daemon(client) => client.dlq_replay(&request).await?,
+            };
+            println!("Replayed {} dead letter(s).", result.replayed.len());
+            if !result.not_found.is_empty() {
+                anyhow::bail!("no dead letter with id {:?}", result.not_found);
+            }
+        }
+        Command::Quarantine {
+            command: QuarantineCommand::List { json },
+        } => {
+            let entries = match &target {
+                Target::Direct(store) => ops::quarantine_list(store)?,
+                Target::Daemon(client) => client.quarantine_list().await?,
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&entries)?);
+            } else if entries.is_empty() {
+                println!("Quarantine is empty.");
+            } else {
+                for entry in entries {
+                    println!(
+                        "{}\t{}\t{} bytes\t{}",
+                        entry.id,
+                        entry.quarantined.received_at.format("%Y-%m-%d %H:%M:%S"),
+                        entry.quarantined.body.len(),
+                        entry.quarantined.reason
+                    );
+                }
+            }
+        }
+        Command::Queue {
+            command: QueueCommand::Stats { json },
+        } => {
+            let stats = match &target {
+                Target::Direct(store) => ops::stats(store)?,
+                Target::Daemon(client) => client.stats().await?,
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&stats)?);
+            } else {
+                println!("inbox (not yet dispatched): {}", stats.inbox);
+                println!("jobs queued:                {}", stats.jobs);
+                println!("conversations with work:    {}", stats.queues);
+                println!("waiting for a retry:        {}", stats.waiting_retry);
+                println!("dead letters:               {}", stats.dead);
+                println!("quarantined bodies:         {}", stats.quarantined);
+                let mut per: Vec<_> = stats.per_destination.into_iter().collect();
+                per.sort();
+                for (destination, count) in per {
+                    println!("  {destination}: {count} job(s)");
+                }
+            }
+        }
+        Command::Serve | Command::Validate | Command::Simulate { .. } => {
+            anyhow::bail!("not an admin command")
+        }
+    }
+    Ok(())
+}
+
+/// `wabridge simulate`: one signed text-message webhook, as Meta would send it.
+pub async fn simulate(
+    config: &Config,
+    from: &str,
+    name: &str,
+    text: &str,
+    phone_number_id: &str,
+    url: Option<String>,
+) -> anyhow::Result<()> {
+    let digits: String = from.chars().filter(char::is_ascii_digit).collect();
+    if digits.len() < 6 || from.chars().any(|c| !(c.is_ascii_digit() || "+ -".contains(c))) {
+        anyhow::bail!("--from must be a phone number like +96890000001");
+    }
+    use rand::Rng;
+    let nonce: u64 = rand::thread_rng().gen();
+    let body = serde_json::json!({
+        "object": "whatsapp_business_account",
+        "entry": [{
+            "id": "0",
+            "changes": [{
+                "field": "messages",
+                "value": {
+                    "messaging_product": "whatsapp",
+                    "metadata": { "display_phone_number": "15550000000", "phone_number_id": phone_number_id },
+                    "contacts": [{ "profile": { "name": name }, "wa_id": digits }],
+                    "messages": [{
+                        "from": digits,
+                        "id": format!("wamid.SIMULATED{nonce:016X}"),
+                        "timestamp": chrono::Utc::now().timestamp().to_string(),
+                        "type": "text",
+                        "text": { "body": text }
+                    }]
+                }
+            }]
+        }]
+    });
+    let raw = serde_json::to_vec(&body)?;
+    let secret = config
+        .whatsapp
+        .app_secrets
+        .first()
+        .ok_or_else(|| anyhow::anyhow!("no app secret configured"))?;
+    let url = url.unwrap_or_else(|| format!("http://{}", config.server.listen));
+    let response = reqwest::Client::new()
+        .post(format!("{}/webhooks/whatsapp", url.trim_end_matches('/')))
+        .header("content-type", "application/json")
+        .header(
+            crate::whatsapp::signature::HEADER,
+            crate::whatsapp::signature::sign(secret, &raw),
+        )
+        .body(raw)
+        .send()
+        .await
+        .map_err(|err| anyhow::anyhow!("the daemon at {url} does not answer: {err}"))?;
+    let status = response.status();
+    if !status.is_success() {
+        anyhow::bail!("the daemon answered {status}");
+    }
+    println!("Delivered a signed webhook to {url} ({status}).");
+    Ok(())
+}

@@ -1,0 +1,124 @@
+//! HTTP ingress: Meta's webhook (handshake and notifications) and health.
+//!
+//! Guarantees: a body is answered `200` only after it is on disk ([`Inbox::accept`]); a
+//! missing or wrong signature is answered `401` and nothing is stored; a body over 3 MiB is
+//! answered `413`. Parsing happens later, in the dispatcher, so a signed but malformed body is
+//! acknowledged and quarantined, never dropped.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use wabridge_connectors::Secret;
+
+use crate::store::Inbox;
+use crate::whatsapp::signature;
+
+/// Largest webhook body accepted (Meta: payloads up to 3 MB).
+pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
+
+/// Counters served at `/metrics`.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Webhook bodies stored and acknowledged.
+    pub accepted: AtomicU64,
+    /// Webhook bodies refused for their signature.
+    pub rejected_signature: AtomicU64,
+    /// Webhook bodies that could not be stored (answered 503).
+    pub store_errors: AtomicU64,
+}
+
+/// What the routes need.
+#[derive(Clone)]
+pub struct IngressState {
+    /// App secrets (any may sign).
+    pub secrets: Arc<Vec<Secret>>,
+    /// The subscription handshake token.
+    pub verify_token: Secret,
+    /// Where accepted bodies go.
+    pub inbox: Arc<dyn Inbox>,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+}
+
+/// The public router.
+pub fn router(state: IngressState) -> Router {
+    Router::new()
+        .route("/webhooks/whatsapp", get(handshake).post(receive))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+async fn handshake(
+    State(state): State<IngressState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> impl IntoResponse {
+    let mode = query.get("hub.mode").map(String::as_str);
+    let token = query.get("hub.verify_token").map(String::as_bytes);
+    let challenge = query.get("hub.challenge");
+    let token_ok = token
+        .map(|t| constant_time_eq(t, state.verify_token.expose().as_bytes()))
+        .unwrap_or(false);
+    match (mode, token_ok, challenge) {
+        (Some("subscribe"), true, Some(challenge)) => {
+            tracing::info!("Webhook subscription verified.");
+            (StatusCode::OK, challenge.clone())
+        }
+        _ => {
+            tracing::warn!("Webhook handshake refused: wrong mode or verify token.");
+            (StatusCode::FORBIDDEN, "forbidden".to_owned())
+        }
+    }
+}
+
+async fn receive(
+    State(state): State<IngressState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> impl IntoResponse {
+    let header = headers.get(signature::HEADER).map(|v| v.as_bytes());
+    if let Err(err) = signature::verify(&state.secrets, header, &body) {
+        state.metrics.rejected_signature.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(reason = err.kind(), "Webhook refused: {err}.");
+        return (StatusCode::UNAUTHORIZED, "invalid signature");
+    }
+    match state.inbox.accept(&body).await {
+        Ok(()) => {
+            state.metrics.accepted.fetch_add(1, Ordering::Relaxed);
+            (StatusCode::OK, "ok")
+        }
+        Err(err) => {
+            state.metrics.store_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(error = %err, "Webhook not stored; answered 503 so Meta retries.");
+            (StatusCode::SERVICE_UNAVAILABLE, "not stored")
+        }
+    }
+}
+
+async fn metrics(State(state): State<IngressState>) -> String {
+    let m = &state.metrics;
+    format!(
+        "# TYPE wabridge_webhooks_accepted_total counter\nwabridge_webhooks_accepted_total {}\n\
+         # TYPE wabridge_webhooks_rejected_total counter\nwabridge_webhooks_rejected_total{{reason=\"signature\"}} {}\n\
+         # TYPE wabridge_webhooks_store_errors_total counter\nwabridge_webhooks_store_errors_total {}\n",
+        m.accepted.load(Ordering::Relaxed),
+        m.rejected_signature.load(Ordering::Relaxed),
+        m.store_errors.load(Ordering::Relaxed),
+    )
+}
+
+/// Compares without an early exit.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

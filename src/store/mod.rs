@@ -1,0 +1,277 @@
+//! The embedded store: one sled database with one tree per kind of record.
+//!
+//! Guarantees:
+//! - [`Store::accept`] returns only after the raw webhook body is on disk (group commit: one
+//!   flush covers every body written while the previous flush ran). A flush I/O error is fatal:
+//!   the daemon stops rather than acknowledge what may not be on disk.
+//! - Every state change that spans trees is one sled transaction with no I/O inside.
+//! - Keys are big-endian ids, so iteration order is arrival order.
+
+mod group_commit;
+mod records;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::{de::DeserializeOwned, Serialize};
+use tokio::sync::Notify;
+
+pub use group_commit::GroupCommit;
+pub use records::{DeadLetter, Quarantined, StatusRecord, UpdateRecord};
+
+/// sled tree names, in one place.
+pub mod trees {
+    /// Signed webhook bodies not yet dispatched: `u64 id` → raw bytes.
+    pub const INBOX: &str = "inbox";
+    /// Bodies that could not be parsed: `u64 id` → [`super::Quarantined`].
+    pub const QUARANTINE: &str = "quarantine";
+    /// Dedupe keys already dispatched (`m:{wamid}`, `s:{id}:{status}`) → inbox id.
+    pub const SEEN: &str = "seen";
+    /// Queued jobs: queue key, `0x00`, timestamp, sequence → job record.
+    pub const JOBS: &str = "jobs";
+    /// Dead letters: `u64 id` → [`super::DeadLetter`].
+    pub const DEAD: &str = "dead";
+    /// Links between conversations and tickets: `destination 0x00 conversation` → ticket ref.
+    pub const LINKS: &str = "links";
+    /// Latest status per outbound message: wamid → [`super::StatusRecord`].
+    pub const STATUSES: &str = "statuses";
+    /// Other webhook updates (templates, preferences, account): `u64 id` → record.
+    pub const UPDATES: &str = "updates";
+}
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// sled failed (I/O, corruption).
+    #[error("store: {0}")]
+    Sled(#[from] sled::Error),
+    /// The store directory is used by another process (a running daemon).
+    #[error("the store at {0} is locked by another process (is the daemon running?)")]
+    Locked(String),
+    /// A flush failed: what was written may not be on disk.
+    #[error("flush failed: {0}")]
+    Flush(String),
+    /// A record could not be (de)serialised.
+    #[error("record: {0}")]
+    Record(#[from] serde_json::Error),
+}
+
+impl StoreError {
+    /// A bounded label for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            StoreError::Sled(_) => "sled",
+            StoreError::Locked(_) => "locked",
+            StoreError::Flush(_) => "flush",
+            StoreError::Record(_) => "record",
+        }
+    }
+}
+
+impl From<sled::transaction::TransactionError<StoreError>> for StoreError {
+    fn from(err: sled::transaction::TransactionError<StoreError>) -> Self {
+        match err {
+            sled::transaction::TransactionError::Abort(err) => err,
+            sled::transaction::TransactionError::Storage(err) => StoreError::Sled(err),
+        }
+    }
+}
+
+/// Where accepted webhook bodies go: the only thing ingress needs from storage.
+///
+/// The embedded implementation is [`Store`]; a broker-backed one (NATS JetStream) can take its
+/// place without touching ingress.
+#[async_trait::async_trait]
+pub trait Inbox: Send + Sync {
+    /// Stores a signed raw body; returns once it is durable.
+    async fn accept(&self, raw: &[u8]) -> Result<(), StoreError>;
+}
+
+/// The sled database and its trees.
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    pub(crate) inbox: sled::Tree,
+    pub(crate) quarantine: sled::Tree,
+    pub(crate) seen: sled::Tree,
+    pub(crate) jobs: sled::Tree,
+    pub(crate) dead: sled::Tree,
+    pub(crate) links: sled::Tree,
+    pub(crate) statuses: sled::Tree,
+    pub(crate) updates: sled::Tree,
+    commit: GroupCommit,
+    /// Woken when a body lands in the inbox.
+    pub inbox_signal: Arc<Notify>,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `path`.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let db = sled::Config::new()
+            .path(path)
+            .open()
+            .map_err(|err| match err {
+                sled::Error::Io(ref io) if io.kind() == std::io::ErrorKind::WouldBlock => {
+                    StoreError::Locked(path.display().to_string())
+                }
+                sled::Error::Io(ref io) if io.to_string().contains("lock") => {
+                    StoreError::Locked(path.display().to_string())
+                }
+                other => StoreError::Sled(other),
+            })?;
+        let tree = |name: &str| db.open_tree(name);
+        Ok(Store {
+            inbox: tree(trees::INBOX)?,
+            quarantine: tree(trees::QUARANTINE)?,
+            seen: tree(trees::SEEN)?,
+            jobs: tree(trees::JOBS)?,
+            dead: tree(trees::DEAD)?,
+            links: tree(trees::LINKS)?,
+            statuses: tree(trees::STATUSES)?,
+            updates: tree(trees::UPDATES)?,
+            commit: GroupCommit::start(db.clone()),
+            inbox_signal: Arc::new(Notify::new()),
+            db,
+        })
+    }
+
+    /// A new id, unique and increasing for the life of the store.
+    pub fn next_id(&self) -> Result<u64, StoreError> {
+        Ok(self.db.generate_id()?)
+    }
+
+    /// Waits until everything written so far is on disk (group commit).
+    pub async fn durable(&self) -> Result<(), StoreError> {
+        self.commit.flush().await
+    }
+
+    /// The ticket recorded for a conversation in a destination.
+    pub fn link(&self, destination: &str, conversation: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .links
+            .get(link_key(destination, conversation))?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// Every quarantined body, oldest first.
+    pub fn quarantined(&self) -> Result<Vec<(u64, Quarantined)>, StoreError> {
+        scan(&self.quarantine)
+    }
+
+    /// Every dead letter, oldest first.
+    pub fn dead_letters(&self) -> Result<Vec<(u64, DeadLetter)>, StoreError> {
+        scan(&self.dead)
+    }
+
+    /// The latest status recorded for an outbound message.
+    pub fn status(&self, wamid: &str) -> Result<Option<StatusRecord>, StoreError> {
+        match self.statuses.get(wamid.as_bytes())? {
+            Some(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Number of webhook updates recorded (templates, preferences, account events).
+    pub fn update_count(&self) -> usize {
+        self.updates.len()
+    }
+
+    /// Bodies accepted but not dispatched yet.
+    pub fn inbox_len(&self) -> usize {
+        self.inbox.len()
+    }
+}
+
+#[async_trait::async_trait]
+impl Inbox for Store {
+    async fn accept(&self, raw: &[u8]) -> Result<(), StoreError> {
+        let id = self.next_id()?;
+        self.inbox.insert(id.to_be_bytes(), raw)?;
+        crate::failpoint::hit("after_commit_before_flush");
+        self.durable().await?;
+        self.inbox_signal.notify_one();
+        Ok(())
+    }
+}
+
+/// Key of the links tree.
+pub fn link_key(destination: &str, conversation: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(destination.len() + conversation.len() + 1);
+    key.extend_from_slice(destination.as_bytes());
+    key.push(0);
+    key.extend_from_slice(conversation.as_bytes());
+    key
+}
+
+/// Reads a big-endian u64 key.
+pub fn id_of(key: &[u8]) -> u64 {
+    let mut bytes = [0u8; 8];
+    let n = key.len().min(8);
+    bytes[..n].copy_from_slice(&key[..n]);
+    u64::from_be_bytes(bytes)
+}
+
+fn scan<T: DeserializeOwned>(tree: &sled::Tree) -> Result<Vec<(u64, T)>, StoreError> {
+    tree.iter()
+        .map(|item| {
+            let (key, value) = item?;
+            Ok((id_of(&key), serde_json::from_slice(&value)?))
+        })
+        .collect()
+}
+
+/// Serialises a record for a tree.
+pub fn encode<T: Serialize>(record: &T) -> Result<Vec<u8>, StoreError> {
+    Ok(serde_json::to_vec(record)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn accepted_body_is_in_the_inbox_after_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let store = Store::open(dir.path()).expect("open");
+            store.accept(b"{\"a\":1}").await.expect("accept");
+        }
+        let store = Store::open(dir.path()).expect("reopen");
+        let bodies: Vec<_> = store.inbox.iter().values().map(|v| v.expect("value")).collect();
+        assert_eq!(bodies.len(), 1);
+        assert_eq!(&bodies[0][..], b"{\"a\":1}");
+    }
+
+    #[tokio::test]
+    async fn many_concurrent_accepts_share_flushes_and_all_land() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let mut tasks = Vec::new();
+        for i in 0..200u32 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                store.accept(format!("{i}").as_bytes()).await
+            }));
+        }
+        for task in tasks {
+            task.await.expect("join").expect("accept");
+        }
+        assert_eq!(store.inbox_len(), 200);
+        assert!(
+            store.commit.flush_count() < 200,
+            "group commit should batch flushes, saw {}",
+            store.commit.flush_count()
+        );
+    }
+
+    #[tokio::test]
+    async fn second_open_of_the_same_directory_reports_locked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let _first = Store::open(dir.path()).expect("open");
+        match Store::open(dir.path()) {
+            Err(StoreError::Locked(_)) => {}
+            Err(other) => panic!("expected Locked, got {other}"),
+            Ok(_) => panic!("expected Locked, got a second handle"),
+        }
+    }
+}

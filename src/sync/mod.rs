@@ -1,0 +1,364 @@
+//! Sync workers: drive queued jobs through the connectors.
+//!
+//! The runner keeps, in memory only, which queues have a job in flight; on start every queued
+//! job is simply eligible again. At most one job per queue (destination × conversation) runs at
+//! a time, so a conversation reaches a destination in order, while up to `queue.workers`
+//! different queues run in parallel and a failing queue only delays itself.
+//!
+//! A job's first attempt in this process, when the job was also created (and flushed) by this
+//! process, cannot have reached the remote system before; every other attempt — a retry, or
+//! any job found at start-up — is flagged `maybe_delivered`, and the connector looks up before
+//! writing. That is how a crash between "written remotely" and "recorded here" is repaired by
+//! lookup instead of a duplicate.
+
+pub mod dispatch;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinSet;
+use tracing::Instrument;
+use wabridge_connectors::{
+    ConnectorError, DeliveryContext, InboundMessage, TicketRef, TicketSystem,
+};
+
+use crate::logging;
+use crate::queue::{Failure, Job, JobKey, JobQueue, Outcome, RetryPolicy};
+use crate::store::{link_key, Store, StoreError};
+use crate::whatsapp::graph::{GraphClient, GraphError};
+use crate::whatsapp::render;
+use dispatch::JobPayload;
+
+/// Longest a single delivery may take before it counts as a (retryable) timeout.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Destinations by connector name.
+pub type Destinations = HashMap<String, Arc<dyn TicketSystem>>;
+
+/// Runs jobs.
+pub struct Runner {
+    store: Store,
+    destinations: Destinations,
+    graph: GraphClient,
+    policy: RetryPolicy,
+    workers: usize,
+    /// Jobs created and flushed by this process and never attempted.
+    fresh: Mutex<HashSet<JobKey>>,
+    /// Woken when jobs are added or replayed.
+    pub wake: Arc<Notify>,
+}
+
+impl Runner {
+    /// A runner over `store`.
+    pub fn new(
+        store: Store,
+        destinations: Destinations,
+        graph: GraphClient,
+        policy: RetryPolicy,
+        workers: usize,
+    ) -> Arc<Runner> {
+        Arc::new(Runner {
+            store,
+            destinations,
+            graph,
+            policy,
+            workers: workers.max(1),
+            fresh: Mutex::new(HashSet::new()),
+            wake: Arc::new(Notify::new()),
+        })
+    }
+
+    /// The destination names, in a stable order.
+    pub fn destination_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.destinations.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    /// Marks jobs as created by this process (after their creation was flushed) and wakes
+    /// the scheduler.
+    pub fn add_fresh(&self, keys: Vec<JobKey>) {
+        if let Ok(mut fresh) = self.fresh.lock() {
+            fresh.extend(keys);
+        }
+        self.wake.notify_one();
+    }
+
+    /// Moves inbox bodies into jobs until shutdown.
+    pub async fn run_dispatcher(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let destinations = self.destination_names();
+        let signal = self.store.inbox_signal.clone();
+        loop {
+            match dispatch::drain(&self.store, &destinations).await {
+                Ok(drained) => {
+                    if drained.bodies > 0 {
+                        tracing::debug!(
+                            bodies = drained.bodies,
+                            jobs = drained.jobs.len(),
+                            duplicates = drained.duplicates,
+                            quarantined = drained.quarantined,
+                            "Dispatched webhook bodies."
+                        );
+                    }
+                    if !drained.jobs.is_empty() {
+                        self.add_fresh(drained.jobs);
+                    }
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, "Dispatch failed; retrying in 1 s.");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            }
+            tokio::select! {
+                _ = signal.notified() => {}
+                _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+
+    /// Schedules queue heads onto workers until shutdown, then waits up to `grace` for the
+    /// jobs in flight (unfinished ones simply stay queued).
+    pub async fn run_workers(self: Arc<Self>, mut shutdown: watch::Receiver<bool>, grace: Duration) {
+        // Task id → queue of every attempt in flight (at most `workers` entries).
+        let mut in_flight: HashMap<tokio::task::Id, String> = HashMap::new();
+        let mut running: JoinSet<()> = JoinSet::new();
+        loop {
+            let now = Utc::now();
+            let mut next_due: Option<chrono::DateTime<Utc>> = None;
+            match self.store.heads() {
+                Ok(heads) => {
+                    for job in heads {
+                        if running.len() >= self.workers {
+                            break;
+                        }
+                        let queue = job.key.queue().to_owned();
+                        if in_flight.values().any(|q| *q == queue) {
+                            continue;
+                        }
+                        if job.record.next_attempt_at > now {
+                            let at = job.record.next_attempt_at;
+                            next_due = Some(next_due.map_or(at, |d| d.min(at)));
+                            continue;
+                        }
+                        let runner = self.clone();
+                        let handle = running.spawn(async move { runner.attempt(job).await });
+                        in_flight.insert(handle.id(), queue);
+                    }
+                }
+                Err(err) => tracing::error!(error = %err, "Reading the queue failed."),
+            }
+            let sleep = next_due
+                .and_then(|at| (at - Utc::now()).to_std().ok())
+                .unwrap_or(Duration::from_secs(30))
+                .min(Duration::from_secs(30));
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(sleep) => {}
+                Some(done) = running.join_next_with_id(), if !running.is_empty() => {
+                    in_flight.remove(&finished_id(done));
+                }
+                _ = shutdown.changed() => break,
+            }
+            // Collect every other attempt that finished meanwhile.
+            while let Some(done) = running.try_join_next_with_id() {
+                in_flight.remove(&finished_id(done));
+            }
+        }
+        if !running.is_empty() {
+            tracing::info!(
+                in_flight = running.len(),
+                grace_secs = grace.as_secs(),
+                "Waiting for jobs in flight."
+            );
+            let _ = tokio::time::timeout(grace, async {
+                while running.join_next().await.is_some() {}
+            })
+            .await;
+        }
+    }
+
+    /// One attempt of one job, with its outcome recorded.
+    async fn attempt(&self, job: Job) {
+        let maybe_delivered = match self.fresh.lock() {
+            Ok(mut fresh) => !fresh.remove(&job.key),
+            Err(_) => true,
+        };
+        let queue = job.key.queue().to_owned();
+        let destination = queue.split('/').next().unwrap_or("").to_owned();
+        let span = tracing::info_span!(
+            "job",
+            queue = %logging::conversation(&queue),
+            connector = %destination,
+            attempt = job.record.attempts + 1,
+        );
+        async {
+            let result = tokio::time::timeout(
+                ATTEMPT_TIMEOUT,
+                self.execute(&job, maybe_delivered),
+            )
+            .await
+            .unwrap_or_else(|_| {
+                Err(Failure::Retry {
+                    reason: format!("no answer within {} s", ATTEMPT_TIMEOUT.as_secs()),
+                    retry_after: None,
+                })
+            });
+            let recorded = match result {
+                Ok(link) => self.store.complete(&job, link).map(|()| None),
+                Err(failure) => self
+                    .store
+                    .fail(&job, failure.clone(), &self.policy, Utc::now())
+                    .map(|outcome| Some((failure, outcome))),
+            };
+            match recorded {
+                Ok(None) => tracing::debug!("Job delivered."),
+                Ok(Some((failure, Outcome::Retrying(at)))) => {
+                    let retry_in_ms = (at - Utc::now()).num_milliseconds().max(0);
+                    tracing::warn!(retry_in_ms, error = %failure_reason(&failure), "Delivery failed; retry scheduled.");
+                }
+                Ok(Some((failure, Outcome::DeadLettered(id)))) => {
+                    tracing::error!(dead_letter = id, error = %failure_reason(&failure), "Delivery failed for good; job moved to the dead letters.");
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, "Recording the job outcome failed; it stays queued.");
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Does the work; returns the link to record on success.
+    async fn execute(
+        &self,
+        job: &Job,
+        maybe_delivered: bool,
+    ) -> Result<Option<(Vec<u8>, Vec<u8>)>, Failure> {
+        let payload: JobPayload =
+            serde_json::from_value(job.record.payload.clone()).map_err(|err| Failure::Permanent {
+                reason: format!("job payload unreadable: {err}"),
+            })?;
+        match payload {
+            JobPayload::Inbound {
+                destination,
+                conversation,
+                message,
+            } => {
+                let connector =
+                    self.destinations
+                        .get(&destination)
+                        .ok_or_else(|| Failure::Permanent {
+                            reason: format!(
+                                "destination \"{destination}\" is no longer configured"
+                            ),
+                        })?;
+                let rendered = render::render(&message);
+                let mut text = rendered.text;
+                let mut attachments = Vec::new();
+                if let Some(media) = rendered.media {
+                    match &media.id {
+                        Some(id) => match self
+                            .graph
+                            .download_media(
+                                id,
+                                &media.filename,
+                                media.mime_type.as_deref(),
+                                media.sha256.as_deref(),
+                            )
+                            .await
+                        {
+                            Ok(attachment) => attachments.push(attachment),
+                            Err(GraphError::Retryable {
+                                reason,
+                                retry_after,
+                            }) => {
+                                return Err(Failure::Retry {
+                                    reason: format!("media download: {reason}"),
+                                    retry_after,
+                                })
+                            }
+                            Err(GraphError::Permanent { reason, .. }) => {
+                                text.push_str(&format!(
+                                    "\n[the {} could not be downloaded from WhatsApp: {reason}]",
+                                    media.kind
+                                ));
+                            }
+                        },
+                        None => text.push_str(&format!(
+                            "\n[the {} came without a media id]",
+                            media.kind
+                        )),
+                    }
+                }
+                let inbound = InboundMessage {
+                    id: message.id.clone(),
+                    timestamp: chrono::DateTime::from_timestamp(message.timestamp, 0)
+                        .unwrap_or_else(Utc::now),
+                    kind: message.kind.clone(),
+                    text,
+                    attachments,
+                };
+                let link = link_key(&destination, &conversation.key());
+                let ticket = self
+                    .store
+                    .link(&destination, &conversation.key())
+                    .map_err(store_failure)?
+                    .map(TicketRef);
+                let context = DeliveryContext {
+                    ticket,
+                    maybe_delivered,
+                };
+                let delivered = connector
+                    .deliver(&conversation, &inbound, &context)
+                    .await
+                    .map_err(|err| match err {
+                        ConnectorError::Retryable {
+                            retry_after,
+                            reason,
+                        } => Failure::Retry {
+                            reason,
+                            retry_after,
+                        },
+                        ConnectorError::Permanent { reason } => Failure::Permanent { reason },
+                    })?;
+                crate::failpoint::hit("after_remote_success");
+                if delivered.opened_ticket {
+                    tracing::info!(ticket = %delivered.ticket, "Ticket opened for a conversation.");
+                }
+                if delivered.already_present {
+                    tracing::info!(ticket = %delivered.ticket, "Message was already in the ticket; nothing written.");
+                }
+                Ok(Some((link, delivered.ticket.0.into_bytes())))
+            }
+        }
+    }
+}
+
+/// The task id of a finished attempt, whether it returned or panicked.
+fn finished_id(done: Result<(tokio::task::Id, ()), tokio::task::JoinError>) -> tokio::task::Id {
+    match done {
+        Ok((id, ())) => id,
+        Err(err) => {
+            tracing::error!(error = %err, "A job attempt panicked; the job stays queued.");
+            err.id()
+        }
+    }
+}
+
+fn failure_reason(failure: &Failure) -> &str {
+    match failure {
+        Failure::Retry { reason, .. } | Failure::Permanent { reason } => reason,
+    }
+}
+
+fn store_failure(err: StoreError) -> Failure {
+    Failure::Retry {
+        reason: format!("store: {err}"),
+        retry_after: None,
+    }
+}
