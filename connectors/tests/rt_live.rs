@@ -436,7 +436,10 @@ async fn maybe_delivered_without_a_recorded_ticket_continues_the_open_one() {
         .expect("second again");
     assert_eq!(again.ticket, ticket);
     assert!(again.already_present && !again.opened_ticket);
-    assert_eq!(live.tickets_of(&requestor(&conv)).await, [ticket.0.clone()]);
+    assert_eq!(
+        live.tickets_of(&requestor(&conv)).await,
+        std::slice::from_ref(&ticket.0)
+    );
     assert_eq!(live.texts(&ticket, "Comment").await.len(), 1);
 }
 

@@ -81,32 +81,25 @@ pub fn parse(raw: &[u8]) -> Result<Envelope, ParseError> {
                     message: inner.to_string(),
                 }
             } else {
-                ParseError::InvalidJson {
-                    line: inner.line(),
-                    column: inner.column(),
-                    message: inner.to_string(),
-                }
+                invalid_json(&inner)
             }
         })?;
-    json.end().map_err(|err| ParseError::InvalidJson {
-        line: err.line(),
-        column: err.column(),
-        message: err.to_string(),
-    })?;
+    json.end().map_err(|err| invalid_json(&err))?;
 
     let mut entries = Vec::with_capacity(skeleton.entry.len());
     for (entry_index, entry) in skeleton.entry.into_iter().enumerate() {
         let mut changes = Vec::with_capacity(entry.changes.len());
         for (change_index, raw_change) in entry.changes.into_iter().enumerate() {
-            let value = ChangeValue::decode(&raw_change.field, raw_change.value).map_err(|err| {
-                ParseError::Shape {
-                    path: join_path(
-                        &format!("entry[{entry_index}].changes[{change_index}].value"),
-                        &err.path().to_string(),
-                    ),
-                    message: err.into_inner().to_string(),
-                }
-            })?;
+            let value =
+                ChangeValue::decode(&raw_change.field, raw_change.value).map_err(|err| {
+                    ParseError::Shape {
+                        path: join_path(
+                            &format!("entry[{entry_index}].changes[{change_index}].value"),
+                            &err.path().to_string(),
+                        ),
+                        message: err.into_inner().to_string(),
+                    }
+                })?;
             changes.push(Change {
                 field: raw_change.field,
                 value,
@@ -125,6 +118,17 @@ pub fn parse(raw: &[u8]) -> Result<Envelope, ParseError> {
         entry: entries,
         extra: skeleton.extra,
     })
+}
+
+/// A syntax error, its message without the position serde_json appends (we report it apart).
+fn invalid_json(err: &serde_json::Error) -> ParseError {
+    let message = err.to_string();
+    let suffix = format!(" at line {} column {}", err.line(), err.column());
+    ParseError::InvalidJson {
+        line: err.line(),
+        column: err.column(),
+        message: message.strip_suffix(&suffix).unwrap_or(&message).to_owned(),
+    }
 }
 
 /// Joins an outer path and the path `serde_path_to_error` reports inside it (`.` when empty).
@@ -263,9 +267,7 @@ impl ChangeValue {
             "message_template_status_update" => ChangeValue::TemplateStatus(typed(value)?),
             "message_template_quality_update" => ChangeValue::TemplateQuality(typed(value)?),
             "template_category_update" => ChangeValue::TemplateCategory(typed(value)?),
-            "message_template_components_update" => {
-                ChangeValue::TemplateComponents(typed(value)?)
-            }
+            "message_template_components_update" => ChangeValue::TemplateComponents(typed(value)?),
             "user_preferences" => ChangeValue::UserPreferences(typed(value)?),
             "account_update" => ChangeValue::AccountUpdate(typed(value)?),
             _ => ChangeValue::Other(value),
@@ -350,6 +352,8 @@ pub struct Profile {
 }
 
 /// A message a customer sent.
+///
+/// The typed nodes are boxed so that a `Message` (and an [`Event`]) stays small.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Message {
     /// Meta's message id (`wamid.…`).
@@ -368,58 +372,58 @@ pub struct Message {
     pub kind: String,
     /// Set on replies and forwarded messages.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub context: Option<Context>,
+    pub context: Option<Box<Context>>,
     /// Set when the customer came from a click-to-WhatsApp ad or post.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub referral: Option<Referral>,
+    pub referral: Option<Box<Referral>>,
     /// Problems with this message (unsupported type, media download failed...).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<ApiError>,
     /// `type: text`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub text: Option<Text>,
+    pub text: Option<Box<Text>>,
     /// `type: image`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image: Option<Media>,
+    pub image: Option<Box<Media>>,
     /// `type: video`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub video: Option<Media>,
+    pub video: Option<Box<Media>>,
     /// `type: audio` (a voice note has `voice: true`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub audio: Option<Media>,
+    pub audio: Option<Box<Media>>,
     /// `type: voice`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub voice: Option<Media>,
+    pub voice: Option<Box<Media>>,
     /// `type: sticker`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sticker: Option<Media>,
+    pub sticker: Option<Box<Media>>,
     /// `type: document`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub document: Option<Media>,
+    pub document: Option<Box<Media>>,
     /// `type: location`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub location: Option<Location>,
+    pub location: Option<Box<Location>>,
     /// `type: contacts`: shared contact cards.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub contacts: Vec<ContactCard>,
     /// `type: interactive`: a reply to a button, list or flow.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub interactive: Option<Interactive>,
+    pub interactive: Option<Box<Interactive>>,
     /// `type: button`: a template quick-reply tap.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub button: Option<Button>,
+    pub button: Option<Box<Button>>,
     /// `type: reaction`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reaction: Option<Reaction>,
+    pub reaction: Option<Box<Reaction>>,
     /// `type: order`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub order: Option<Order>,
+    pub order: Option<Box<Order>>,
     /// `type: system`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub system: Option<System>,
+    pub system: Option<Box<System>>,
     /// Security-code change details (next to `system` on `customer_identity_changed`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub identity: Option<Identity>,
+    pub identity: Option<Box<Identity>>,
     /// Unknown fields (including the nodes of unknown types, e.g. `revoke`, `edit`).
     #[serde(flatten)]
     pub extra: Extra,
@@ -446,12 +450,12 @@ impl Message {
     /// The media node and its kind, without building a [`MediaRef`].
     pub fn media_node(&self) -> Option<(&'static str, &Media)> {
         let nodes: [(&'static str, Option<&Media>); 6] = [
-            ("image", self.image.as_ref()),
-            ("video", self.video.as_ref()),
-            ("audio", self.audio.as_ref()),
-            ("voice", self.voice.as_ref()),
-            ("sticker", self.sticker.as_ref()),
-            ("document", self.document.as_ref()),
+            ("image", self.image.as_deref()),
+            ("video", self.video.as_deref()),
+            ("audio", self.audio.as_deref()),
+            ("voice", self.voice.as_deref()),
+            ("sticker", self.sticker.as_deref()),
+            ("document", self.document.as_deref()),
         ];
         let named = nodes
             .iter()
@@ -671,7 +675,11 @@ impl MediaRef {
                 .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
                 .take(64)
                 .collect();
-            let id = if id.is_empty() { "media".to_owned() } else { id };
+            let id = if id.is_empty() {
+                "media".to_owned()
+            } else {
+                id
+            };
             let ext = extension_for(media.mime_type.as_deref().unwrap_or(""));
             format!("{kind}-{id}.{ext}")
         });
@@ -1468,8 +1476,7 @@ impl MessagesValue {
         let from_user_id = non_empty(message.from_user_id.as_deref());
         let matches = |contact: &&ValueContact| {
             (from.is_some() && non_empty(contact.wa_id.as_deref()) == from)
-                || (from_user_id.is_some()
-                    && non_empty(contact.user_id.as_deref()) == from_user_id)
+                || (from_user_id.is_some() && non_empty(contact.user_id.as_deref()) == from_user_id)
         };
         let contradicts = |contact: &ValueContact| {
             let wa_id = non_empty(contact.wa_id.as_deref());
@@ -1477,10 +1484,14 @@ impl MessagesValue {
             (from.is_some() && wa_id.is_some() && wa_id != from)
                 || (from_user_id.is_some() && user_id.is_some() && user_id != from_user_id)
         };
-        let profile = self.contacts.iter().find(matches).or(match self.contacts.as_slice() {
-            [only] if !contradicts(only) => Some(only),
-            _ => None,
-        });
+        let profile = self
+            .contacts
+            .iter()
+            .find(matches)
+            .or(match self.contacts.as_slice() {
+                [only] if !contradicts(only) => Some(only),
+                _ => None,
+            });
         let contact = Contact {
             wa_id: from
                 .or_else(|| profile.and_then(|p| non_empty(p.wa_id.as_deref())))
@@ -1621,14 +1632,14 @@ impl<'de> Deserialize<'de> for NumberOrString {
 fn flex_i64<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
     NumberOrString::deserialize(deserializer)?
         .as_i64()
-        .map_err(|err| de::Error::custom(format!("invalid number {err}")))
+        .map_err(|err| de::Error::custom(format!("invalid number: {err}")))
 }
 
 fn opt_flex_i64<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<i64>, D::Error> {
     Option::<NumberOrString>::deserialize(deserializer)?
         .map(|value| value.as_i64())
         .transpose()
-        .map_err(|err| de::Error::custom(format!("invalid number {err}")))
+        .map_err(|err| de::Error::custom(format!("invalid number: {err}")))
 }
 
 /// Unix seconds: read from a string or a number, written as a string (messages, statuses).
@@ -1713,7 +1724,7 @@ mod opt_u64 {
         Option::<NumberOrString>::deserialize(deserializer)?
             .map(|value| value.as_u64())
             .transpose()
-            .map_err(|err| de::Error::custom(format!("invalid id {err}")))
+            .map_err(|err| de::Error::custom(format!("invalid id: {err}")))
     }
 }
 
@@ -1732,7 +1743,7 @@ mod flex_f64 {
         let value = NumberOrString::deserialize(deserializer)?;
         value
             .as_f64()
-            .ok_or_else(|| de::Error::custom(format!("invalid number {value}")))
+            .ok_or_else(|| de::Error::custom(format!("invalid number: {value}")))
     }
 }
 
@@ -1792,8 +1803,8 @@ mod tests {
         let mut files = Vec::new();
         for dir in ["meta-openapi/webhooks", "pywa"] {
             let dir = Path::new(FIXTURES).join(dir);
-            let listing = std::fs::read_dir(&dir)
-                .unwrap_or_else(|err| panic!("{}: {err}", dir.display()));
+            let listing =
+                std::fs::read_dir(&dir).unwrap_or_else(|err| panic!("{}: {err}", dir.display()));
             for entry in listing {
                 let path = entry.expect("directory entry").path();
                 if path.extension().and_then(|ext| ext.to_str()) == Some("json") {
@@ -1808,7 +1819,11 @@ mod tests {
     #[test]
     fn every_fixture_parses() {
         let files = webhook_files();
-        assert!(files.len() > 80, "expected the fixture set, found {}", files.len());
+        assert!(
+            files.len() > 80,
+            "expected the fixture set, found {}",
+            files.len()
+        );
         let mut failures = Vec::new();
         for path in &files {
             let raw = std::fs::read(path).expect("readable fixture");
@@ -1820,7 +1835,11 @@ mod tests {
                 Err(err) => failures.push(format!("{}: {err}", path.display())),
             }
         }
-        assert!(failures.is_empty(), "failing fixtures:\n{}", failures.join("\n"));
+        assert!(
+            failures.is_empty(),
+            "failing fixtures:\n{}",
+            failures.join("\n")
+        );
     }
 
     #[test]
@@ -1847,9 +1866,15 @@ mod tests {
     fn text_message_gives_conversation_and_message() {
         let (conversation, message) = only_message("meta-openapi/webhooks/text-message.json");
         assert_eq!(conversation.phone_number_id, "106540352242922");
-        assert_eq!(conversation.display_phone_number.as_deref(), Some("15550783881"));
+        assert_eq!(
+            conversation.display_phone_number.as_deref(),
+            Some("15550783881")
+        );
         assert_eq!(conversation.contact.wa_id.as_deref(), Some("16505551234"));
-        assert_eq!(conversation.contact.profile_name.as_deref(), Some("Sheena Nelson"));
+        assert_eq!(
+            conversation.contact.profile_name.as_deref(),
+            Some("Sheena Nelson")
+        );
         assert_eq!(conversation.key(), "106540352242922:16505551234");
         assert_eq!(message.kind, "text");
         assert_eq!(message.timestamp, 1_749_416_383);
@@ -1871,13 +1896,19 @@ mod tests {
     fn records_both_wa_id_and_bsuid_when_present() {
         let (conversation, message) =
             only_message("pywa/callback_button__quick_reply_without_context.json");
-        assert_eq!(message.from_user_id.as_deref(), Some("US.13491208655302741918"));
+        assert_eq!(
+            message.from_user_id.as_deref(),
+            Some("US.13491208655302741918")
+        );
         assert_eq!(conversation.contact.wa_id.as_deref(), Some("972987654321"));
         assert_eq!(
             conversation.contact.user_id.as_deref(),
             Some("US.13491208655302741918")
         );
-        assert_eq!(conversation.contact.profile_name.as_deref(), Some("Test Name"));
+        assert_eq!(
+            conversation.contact.profile_name.as_deref(),
+            Some("Test Name")
+        );
     }
 
     #[test]
@@ -1903,7 +1934,10 @@ mod tests {
         };
         let profile = value.contacts[1].profile.as_ref().expect("profile");
         assert_eq!(profile.username.as_deref(), Some("@aisha"));
-        assert_eq!(value.contacts[1].parent_user_id.as_deref(), Some("OM.ENT.1"));
+        assert_eq!(
+            value.contacts[1].parent_user_id.as_deref(),
+            Some("OM.ENT.1")
+        );
     }
 
     #[test]
@@ -1995,7 +2029,10 @@ mod tests {
         assert_eq!(pricing.billable, Some(true));
         assert_eq!(pricing.pricing_model.as_deref(), Some("CBP"));
         assert_eq!(pricing.category.as_deref(), Some("service"));
-        assert_eq!(status.biz_opaque_callback_data.as_deref(), Some("some data"));
+        assert_eq!(
+            status.biz_opaque_callback_data.as_deref(),
+            Some("some data")
+        );
     }
 
     #[test]
@@ -2043,7 +2080,10 @@ mod tests {
         assert_eq!(preference.value.as_deref(), Some("signup"));
         assert_eq!(preference.category.as_deref(), Some("marketing_messages"));
         assert_eq!(preference.timestamp, Some(1_731_705_721));
-        assert_eq!(preference.extra.get("signup_id"), Some(&json!("13176843987434774")));
+        assert_eq!(
+            preference.extra.get("signup_id"),
+            Some(&json!("13176843987434774"))
+        );
     }
 
     #[test]
@@ -2061,12 +2101,12 @@ mod tests {
         assert_eq!(update.event.as_deref(), Some("APPROVED"));
 
         let body = json!({"object": "whatsapp_business_account", "entry": [{"id": "1",
-            "time": 1, "changes": [
-                {"field": "message_template_quality_update", "value": {
-                    "message_template_id": 18_446_744_073_709_551_615_u64}},
-                {"field": "template_category_update", "value": {
-                    "message_template_id": "5000000000", "new_category": "MARKETING"}}
-            ]}]});
+        "time": 1, "changes": [
+            {"field": "message_template_quality_update", "value": {
+                "message_template_id": 18_446_744_073_709_551_615_u64}},
+            {"field": "template_category_update", "value": {
+                "message_template_id": "5000000000", "new_category": "MARKETING"}}
+        ]}]});
         let envelope = parse_json(&body).expect("parses");
         let events = envelope.events();
         assert!(matches!(&events[0], Event::Update {
@@ -2094,7 +2134,10 @@ mod tests {
         };
         assert_eq!(update.reason.as_deref(), Some("INVALID_FORMAT"));
         let info = update.rejection_info.as_ref().expect("rejection info");
-        assert!(info.recommendation.as_deref().is_some_and(|r| r.contains("Separate")));
+        assert!(info
+            .recommendation
+            .as_deref()
+            .is_some_and(|r| r.contains("Separate")));
     }
 
     #[test]
@@ -2165,7 +2208,9 @@ mod tests {
         let body = json!({"object": "whatsapp_business_account", "entry": [{"id": "1",
             "changes": [{"field": "brand_new_field", "value": [1, "two", {"three": 3}]}]}]});
         let events = parse_json(&body).expect("parses").events();
-        assert!(matches!(&events[0], Event::Update { value: ChangeValue::Other(Value::Array(a)), .. } if a.len() == 3));
+        assert!(
+            matches!(&events[0], Event::Update { value: ChangeValue::Other(Value::Array(a)), .. } if a.len() == 3)
+        );
     }
 
     #[test]
@@ -2240,18 +2285,21 @@ mod tests {
         };
         assert_eq!(field, "messages");
         assert_eq!(value.errors[0].code, 130_429);
-        assert_eq!(value.errors[0].describe(), "Rate limit hit: Too many messages");
+        assert_eq!(
+            value.errors[0].describe(),
+            "Rate limit hit: Too many messages"
+        );
     }
 
     #[test]
     fn wrong_timestamp_is_an_error_naming_the_path() {
         let body = json!({"object": "whatsapp_business_account", "entry": [{"id": "1",
-            "changes": [
-                {"field": "account_update", "value": {"event": "X"}},
-                {"field": "messages", "value": {"metadata": {"phone_number_id": "P"},
-                    "messages": [{"from": "1", "id": "wamid.X", "timestamp": "17x",
-                                  "type": "text", "text": {"body": "x"}}]}}
-            ]}]});
+        "changes": [
+            {"field": "account_update", "value": {"event": "X"}},
+            {"field": "messages", "value": {"metadata": {"phone_number_id": "P"},
+                "messages": [{"from": "1", "id": "wamid.X", "timestamp": "17x",
+                              "type": "text", "text": {"body": "x"}}]}}
+        ]}]});
         let err = parse_json(&body).expect_err("bad timestamp");
         assert_eq!(err.kind(), "shape");
         let shown = err.to_string();
@@ -2288,7 +2336,10 @@ mod tests {
             let body = json!({"object": "whatsapp_business_account",
                 "entry": [{"id": "1", "changes": [{"field": "messages", "value": value}]}]});
             let shown = parse_json(&body).expect_err("wrong shape").to_string();
-            assert!(shown.starts_with(expected), "{shown} does not start with {expected}");
+            assert!(
+                shown.starts_with(expected),
+                "{shown} does not start with {expected}"
+            );
         }
 
         let body = json!({"object": "whatsapp_business_account", "entry": [{"id": "1",
@@ -2308,9 +2359,13 @@ mod tests {
 
     #[test]
     fn invalid_json_is_an_error_with_position() {
-        let err = parse(b"{\"object\": \"whatsapp_business_account\", \"entry\": [").expect_err("truncated");
+        let err = parse(b"{\"object\": \"whatsapp_business_account\", \"entry\": [")
+            .expect_err("truncated");
         assert_eq!(err.kind(), "invalid_json");
-        assert!(matches!(err, ParseError::InvalidJson { line: 1, .. }), "{err:?}");
+        assert!(
+            matches!(err, ParseError::InvalidJson { line: 1, .. }),
+            "{err:?}"
+        );
         let trailing = parse(br#"{"object":"x","entry":[]} junk"#).expect_err("trailing data");
         assert_eq!(trailing.kind(), "invalid_json");
     }
@@ -2339,7 +2394,10 @@ mod tests {
 
         let (_, document) = only_message("pywa/message__document.json");
         let media = document.media().expect("document media");
-        assert_eq!((media.kind.as_str(), media.filename.as_str()), ("document", "filename.pdf"));
+        assert_eq!(
+            (media.kind.as_str(), media.filename.as_str()),
+            ("document", "filename.pdf")
+        );
 
         let (_, voice) = only_message("pywa/message__voice.json");
         let media = voice.media().expect("voice media");
@@ -2348,8 +2406,14 @@ mod tests {
         assert_eq!(voice.audio.as_ref().and_then(|a| a.voice), Some(true));
 
         let (_, sticker) = only_message("pywa/message__animated_sticker.json");
-        assert_eq!(sticker.media().map(|m| m.filename).as_deref(), Some("sticker-1234567890987654321.webp"));
-        assert_eq!(sticker.sticker.as_ref().and_then(|s| s.animated), Some(true));
+        assert_eq!(
+            sticker.media().map(|m| m.filename).as_deref(),
+            Some("sticker-1234567890987654321.webp")
+        );
+        assert_eq!(
+            sticker.sticker.as_ref().and_then(|s| s.animated),
+            Some(true)
+        );
 
         let (_, with_url) = only_message("pywa/message__media_with_url.json");
         assert!(with_url
@@ -2370,7 +2434,10 @@ mod tests {
                                  "filename": "../../etc/Rechnung März.pdf"}}]),
         );
         let (_, message) = messages(&parse_json(&body).expect("parses")).remove(0);
-        assert_eq!(message.media().map(|m| m.filename).as_deref(), Some("Rechnung März.pdf"));
+        assert_eq!(
+            message.media().map(|m| m.filename).as_deref(),
+            Some("Rechnung März.pdf")
+        );
     }
 
     #[test]
@@ -2379,7 +2446,13 @@ mod tests {
         let order = message.order.expect("order");
         assert_eq!(order.catalog_id.as_deref(), Some("194836987003835"));
         assert_eq!(order.product_items[0].quantity.as_f64(), Some(2.0));
-        assert_eq!(order.product_items[0].item_price.as_ref().and_then(|p| p.as_f64()), Some(30.0));
+        assert_eq!(
+            order.product_items[0]
+                .item_price
+                .as_ref()
+                .and_then(|p| p.as_f64()),
+            Some(30.0)
+        );
 
         let body = messages_body(
             json!([]),
@@ -2391,7 +2464,10 @@ mod tests {
         let (_, message) = messages(&parse_json(&body).expect("parses")).remove(0);
         let item = &message.order.expect("order").product_items[0];
         assert_eq!(item.quantity.as_f64(), Some(3.0));
-        assert_eq!(item.item_price.as_ref().and_then(|p| p.as_f64()), Some(12.5));
+        assert_eq!(
+            item.item_price.as_ref().and_then(|p| p.as_f64()),
+            Some(12.5)
+        );
         let written = serde_json::to_value(item).expect("serialisable");
         assert_eq!(written["item_price"], json!("12.50"));
     }
@@ -2400,49 +2476,76 @@ mod tests {
     fn typed_nodes_are_extracted() {
         let (_, location) = only_message("meta-openapi/webhooks/location-message.json");
         let node = location.location.expect("location");
-        assert_eq!((node.latitude, node.longitude), (37.44221496582, -122.16165924072));
+        assert_eq!(
+            (node.latitude, node.longitude),
+            (37.44221496582, -122.16165924072)
+        );
         assert_eq!(node.name.as_deref(), Some("Philz Coffee"));
 
         let (_, contacts) = only_message("meta-openapi/webhooks/contact-sharing-message.json");
         let card = &contacts.contacts[0];
         assert_eq!(card.display_name().as_deref(), Some("Lucía Gómez"));
         assert_eq!(card.phones[0].wa_id.as_deref(), Some("19835552319"));
-        assert_eq!(card.org.as_ref().and_then(|o| o.company.as_deref()), Some("Google"));
+        assert_eq!(
+            card.org.as_ref().and_then(|o| o.company.as_deref()),
+            Some("Google")
+        );
 
         let (_, list) = only_message("meta-openapi/webhooks/interactive-list-reply-message.json");
         let interactive = list.interactive.expect("interactive");
         assert_eq!(interactive.kind, "list_reply");
         assert_eq!(
-            interactive.list_reply.and_then(|r| r.description).as_deref(),
+            interactive
+                .list_reply
+                .and_then(|r| r.description)
+                .as_deref(),
             Some("Next Day to 2 Days")
         );
 
         let (_, flow) = only_message("pywa/flow_completion__completion.json");
-        let nfm = flow.interactive.and_then(|i| i.nfm_reply).expect("nfm_reply");
-        assert!(nfm.response_json.is_some_and(|json| json.contains("flow_token")));
+        let nfm = flow
+            .interactive
+            .and_then(|i| i.nfm_reply)
+            .expect("nfm_reply");
+        assert!(nfm
+            .response_json
+            .is_some_and(|json| json.contains("flow_token")));
 
         let (_, button) = only_message("meta-openapi/webhooks/button-message.json");
-        assert_eq!(button.button.and_then(|b| b.payload).as_deref(), Some("Unsubscribe"));
+        assert_eq!(
+            button.button.and_then(|b| b.payload).as_deref(),
+            Some("Unsubscribe")
+        );
         assert_eq!(
             button.context.and_then(|c| c.from).as_deref(),
             Some("15550783881")
         );
 
         let (_, reaction) = only_message("meta-openapi/webhooks/reaction-message.json");
-        assert_eq!(reaction.reaction.as_ref().and_then(|r| r.emoji()), Some("👍"));
+        assert_eq!(
+            reaction.reaction.as_ref().and_then(|r| r.emoji()),
+            Some("👍")
+        );
 
-        let (_, ad) = only_message("meta-openapi/webhooks/text-message-from-click-to-whatsapp-ad.json");
+        let (_, ad) =
+            only_message("meta-openapi/webhooks/text-message-from-click-to-whatsapp-ad.json");
         let referral = ad.referral.expect("referral");
         assert_eq!(referral.headline.as_deref(), Some("Chat with us"));
         assert!(referral.extra.contains_key("welcome_message"));
 
         let (_, inquiry) =
             only_message("meta-openapi/webhooks/text-message-with-context-product-inquiry.json");
-        let product = inquiry.context.and_then(|c| c.referred_product).expect("product");
+        let product = inquiry
+            .context
+            .and_then(|c| c.referred_product)
+            .expect("product");
         assert_eq!(product.product_retailer_id.as_deref(), Some("di9ozbzfi4"));
 
         let (_, forwarded) = only_message("pywa/message__forwarded_many_times.json");
-        assert_eq!(forwarded.context.and_then(|c| c.frequently_forwarded), Some(true));
+        assert_eq!(
+            forwarded.context.and_then(|c| c.frequently_forwarded),
+            Some(true)
+        );
 
         let (_, unsupported) = only_message("meta-openapi/webhooks/unsupported-message.json");
         assert_eq!(unsupported.errors[0].code, 131_051);

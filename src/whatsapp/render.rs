@@ -47,13 +47,10 @@ pub fn render(message: &Message) -> Rendered {
     lines.push(body);
 
     if let Some(referral) = &message.referral {
-        let parts: Vec<&str> = [
-            referral.headline.as_deref(),
-            referral.source_url.as_deref(),
-        ]
-        .into_iter()
-        .filter_map(non_empty)
-        .collect();
+        let parts: Vec<&str> = [referral.headline.as_deref(), referral.source_url.as_deref()]
+            .into_iter()
+            .filter_map(non_empty)
+            .collect();
         if parts.is_empty() {
             let source = non_empty(referral.source_type.as_deref()).unwrap_or("ad");
             let id = non_empty(referral.source_id.as_deref()).unwrap_or("unknown");
@@ -96,21 +93,24 @@ fn body(message: &Message) -> (String, bool) {
             }
         }),
         "image" | "video" | "audio" | "voice" | "sticker" | "document" => media_text(message),
-        "location" => message.location.as_ref().map(location_text),
+        "location" => message.location.as_deref().map(location_text),
         "contacts" => (!message.contacts.is_empty()).then(|| contacts_text(&message.contacts)),
-        "interactive" => message.interactive.as_ref().and_then(interactive_text),
+        "interactive" => message.interactive.as_deref().and_then(interactive_text),
         "button" => message.button.as_ref().map(|button| {
             let label = non_empty(button.text.as_deref())
                 .or(non_empty(button.payload.as_deref()))
                 .unwrap_or("(no text)");
             format!("Button: {label}")
         }),
-        "reaction" => message.reaction.as_ref().map(|reaction| match reaction.emoji() {
-            Some(emoji) => format!("Reacted {emoji} to message {}", reaction.message_id),
-            None => format!("Removed reaction from message {}", reaction.message_id),
-        }),
-        "order" => message.order.as_ref().map(order_text),
-        "system" => message.system.as_ref().map(system_text),
+        "reaction" => message
+            .reaction
+            .as_ref()
+            .map(|reaction| match reaction.emoji() {
+                Some(emoji) => format!("Reacted {emoji} to message {}", reaction.message_id),
+                None => format!("Removed reaction from message {}", reaction.message_id),
+            }),
+        "order" => message.order.as_deref().map(order_text),
+        "system" => message.system.as_deref().map(system_text),
         "revoke" => Some(revoke_text(message)),
         "edit" => edit_text(message),
         _ => None,
@@ -411,4 +411,344 @@ fn unsupported_text(message: &Message) -> String {
 
 fn non_empty(value: Option<&str>) -> Option<&str> {
     value.map(str::trim).filter(|v| !v.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::model::{parse, Envelope, Event};
+    use super::*;
+    use serde_json::json;
+    use std::path::Path;
+
+    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/whatsapp");
+
+    fn fixture(name: &str) -> Envelope {
+        let path = Path::new(FIXTURES).join(name);
+        let raw = std::fs::read(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
+        parse(&raw).unwrap_or_else(|err| panic!("{}: {err}", path.display()))
+    }
+
+    fn messages_of(envelope: &Envelope) -> Vec<Message> {
+        envelope
+            .events()
+            .into_iter()
+            .filter_map(|event| match event {
+                Event::Message { message, .. } => Some(message),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The rendered text of a fixture's only message.
+    fn text_of(name: &str) -> String {
+        let found = messages_of(&fixture(name));
+        assert_eq!(found.len(), 1, "{name}: expected exactly one message");
+        render(&found[0]).text
+    }
+
+    /// A message from its JSON (inside a minimal webhook, so it goes through `parse`).
+    fn message(value: serde_json::Value) -> Message {
+        let body = json!({"object": "whatsapp_business_account", "entry": [{"id": "1",
+            "changes": [{"field": "messages", "value": {
+                "metadata": {"phone_number_id": "P"}, "messages": [value]}}]}]});
+        let envelope = parse(body.to_string().as_bytes()).expect("parses");
+        messages_of(&envelope).remove(0)
+    }
+
+    #[test]
+    fn every_fixture_message_renders_to_non_empty_text() {
+        let mut empty = Vec::new();
+        for dir in ["meta-openapi/webhooks", "pywa"] {
+            let listing = std::fs::read_dir(Path::new(FIXTURES).join(dir)).expect("fixture dir");
+            for entry in listing {
+                let path = entry.expect("entry").path();
+                if path.extension().and_then(|e| e.to_str()) != Some("json") {
+                    continue;
+                }
+                let raw = std::fs::read(&path).expect("readable");
+                let Ok(envelope) = parse(&raw) else { continue };
+                for message in messages_of(&envelope) {
+                    if render(&message).text.trim().is_empty() {
+                        empty.push(path.display().to_string());
+                    }
+                }
+            }
+        }
+        assert!(empty.is_empty(), "empty renderings: {empty:?}");
+    }
+
+    #[test]
+    fn text_body_is_verbatim() {
+        assert_eq!(
+            text_of("meta-openapi/webhooks/text-message.json"),
+            "Does it come in another color?"
+        );
+        let odd = message(json!({"id": "m", "timestamp": "1", "type": "text",
+            "text": {"body": "  two\n lines  "}}));
+        assert_eq!(render(&odd).text, "  two\n lines  ");
+        let blank = message(json!({"id": "m", "timestamp": "1", "type": "text",
+            "text": {"body": ""}}));
+        assert_eq!(render(&blank).text, "[empty text message]");
+    }
+
+    #[test]
+    fn media_renders_caption_or_label_and_carries_the_media() {
+        let found = messages_of(&fixture("meta-openapi/webhooks/image-message.json"));
+        let rendered = render(&found[0]);
+        assert_eq!(rendered.text, "Taj Mahal");
+        assert_eq!(rendered.media.map(|m| m.kind).as_deref(), Some("image"));
+
+        assert_eq!(text_of("pywa/message__image.json"), "[image]");
+        assert_eq!(text_of("pywa/message__voice.json"), "[voice message]");
+        assert_eq!(text_of("pywa/message__audio.json"), "(forwarded)\n[audio]");
+        assert_eq!(text_of("pywa/message__static_sticker.json"), "[sticker]");
+        assert_eq!(
+            text_of("pywa/message__animated_sticker.json"),
+            "[animated sticker]"
+        );
+        assert_eq!(text_of("pywa/message__video.json"), "(forwarded)\ncaption");
+
+        let document = message(json!({"id": "m", "timestamp": "1", "type": "document",
+            "document": {"id": "7", "mime_type": "application/pdf", "sha256": "x=",
+                         "filename": "invoice.pdf"}}));
+        let rendered = render(&document);
+        assert_eq!(rendered.text, "[document: invoice.pdf]");
+        assert_eq!(
+            rendered.media.map(|m| m.filename).as_deref(),
+            Some("invoice.pdf")
+        );
+    }
+
+    #[test]
+    fn location_has_place_coordinates_and_map_link() {
+        let text = text_of("meta-openapi/webhooks/location-message.json");
+        assert!(
+            text.contains("Philz Coffee, 101 Forest Ave, Palo Alto, CA 94301"),
+            "{text}"
+        );
+        assert!(text.contains("37.44221496582, -122.16165924072"), "{text}");
+        assert!(
+            text.contains("https://maps.google.com/?q=37.44221496582,-122.16165924072"),
+            "{text}"
+        );
+        assert!(text.contains("https://philzcoffee.com/"), "{text}");
+
+        let bare = text_of("pywa/message__current_location.json");
+        assert!(
+            bare.contains("https://maps.google.com/?q=12.25089,43.90539"),
+            "{bare}"
+        );
+    }
+
+    #[test]
+    fn contacts_render_as_readable_lines() {
+        let text = text_of("meta-openapi/webhooks/contact-sharing-message.json");
+        assert_eq!(
+            text,
+            "Contact: Lucía Gómez (Google)\n  Phone (MOBILE): +1 (983) 555-2319 (WhatsApp +19835552319)"
+        );
+        let several = text_of("pywa/message__contacts.json");
+        assert!(several.contains("Contact: Chandler Bing"), "{several}");
+        assert!(
+            several.contains("Contact: Monica\n  Phone (HOME): +1 666-666-6666"),
+            "{several}"
+        );
+        assert!(several.contains("Contact: Rachel Green"), "{several}");
+
+        let with_email = message(json!({"id": "m", "timestamp": "1", "type": "contacts",
+            "contacts": [{"name": {"first_name": "Ana", "last_name": "Silva"},
+                          "emails": [{"email": "ana@example.com", "type": "WORK"}],
+                          "urls": [{"url": "https://ana.example"}]}]}));
+        let text = render(&with_email).text;
+        assert!(text.contains("Contact: Ana Silva"), "{text}");
+        assert!(text.contains("Email (WORK): ana@example.com"), "{text}");
+        assert!(text.contains("Web: https://ana.example"), "{text}");
+    }
+
+    #[test]
+    fn interactive_replies_show_the_selection() {
+        let text = text_of("meta-openapi/webhooks/interactive-button-reply-message.json");
+        assert!(text.ends_with("Selected: Cancel (cancel-button)"), "{text}");
+        assert!(text.starts_with("↪ reply to wamid."), "{text}");
+        let list = text_of("meta-openapi/webhooks/interactive-list-reply-message.json");
+        assert!(
+            list.ends_with(
+                "Selected: Priority Mail Express (priority_express) — Next Day to 2 Days"
+            ),
+            "{list}"
+        );
+        let plain = text_of("pywa/callback_selection__callback.json");
+        assert!(
+            plain.ends_with("Selected: title (callback_data)"),
+            "{plain}"
+        );
+    }
+
+    #[test]
+    fn flow_reply_lists_the_answers() {
+        let text = text_of("pywa/flow_completion__completion.json");
+        assert!(text.contains("Form submitted:\n"), "{text}");
+        assert!(text.contains("\ndelivery_rating: 4"), "{text}");
+        assert!(text.contains("\ncomment_text: Comment Text"), "{text}");
+    }
+
+    #[test]
+    fn unknown_interactive_type_shows_its_node() {
+        let text = text_of("pywa/call_permission_update__accept.json");
+        assert!(
+            text.contains("Interactive reply (call_permission_reply)"),
+            "{text}"
+        );
+        assert!(text.contains("response: accept"), "{text}");
+    }
+
+    #[test]
+    fn interactive_without_node_is_unsupported() {
+        let text = text_of("pywa/message__interactive_message_with_err.json");
+        assert!(
+            text.ends_with("[unsupported message type 'interactive']"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn template_button_shows_its_text() {
+        let text = text_of("meta-openapi/webhooks/button-message.json");
+        assert!(text.ends_with("Button: Unsubscribe"), "{text}");
+    }
+
+    #[test]
+    fn reaction_and_unreaction() {
+        assert_eq!(
+            text_of("pywa/message__reaction.json"),
+            "Reacted 😮 to message wamid.yzxyzx="
+        );
+        for name in [
+            "pywa/message__unreaction_empty.json",
+            "pywa/message__unreaction_no_emoji.json",
+        ] {
+            assert_eq!(text_of(name), "Removed reaction from message wamid.yzxyzx=");
+        }
+    }
+
+    #[test]
+    fn order_lists_items_and_total() {
+        let text = text_of("meta-openapi/webhooks/order-message.json");
+        assert_eq!(
+            text,
+            "Order from catalog 194836987003835:\n- 2 × di9ozbzfi4 @ 30 USD\n- 1 × nqryix03ez @ 25 USD\nTotal: 85 USD"
+        );
+        let mixed = message(json!({"id": "m", "timestamp": "1", "type": "order",
+            "order": {"catalog_id": "C", "text": "Please deliver after 6pm",
+                "product_items": [
+                    {"product_retailer_id": "A", "quantity": "3", "item_price": "12.50", "currency": "EUR"},
+                    {"product_retailer_id": "B", "quantity": 1, "item_price": 0.1, "currency": "EUR"}]}}));
+        let text = render(&mixed).text;
+        assert!(text.contains("- 3 × A @ 12.50 EUR"), "{text}");
+        assert!(text.contains("Total: 37.6 EUR"), "{text}");
+        assert!(text.ends_with("Please deliver after 6pm"), "{text}");
+
+        let two_currencies = message(json!({"id": "m", "timestamp": "1", "type": "order",
+            "order": {"product_items": [
+                {"product_retailer_id": "A", "quantity": 1, "item_price": 1, "currency": "EUR"},
+                {"product_retailer_id": "B", "quantity": 1, "item_price": 1, "currency": "USD"}]}}));
+        assert!(!render(&two_currencies).text.contains("Total"));
+    }
+
+    #[test]
+    fn system_message_shows_body_or_describes_type() {
+        assert_eq!(
+            text_of("meta-openapi/webhooks/system-message.json"),
+            "User Sheena Nelson changed from 16505551234 to 12195555358"
+        );
+        let bare = message(json!({"id": "m", "timestamp": "1", "type": "system",
+            "system": {"type": "user_changed_number", "new_wa_id": "4912345"}}));
+        assert_eq!(
+            render(&bare).text,
+            "The customer changed their number to +4912345"
+        );
+    }
+
+    #[test]
+    fn unsupported_type_names_type_and_errors() {
+        assert_eq!(
+            text_of("meta-openapi/webhooks/unsupported-message.json"),
+            "[unsupported message type 'unsupported' — 131051 Message type unknown: Message type is currently not supported.]"
+        );
+        let with_subtype = text_of("pywa/message__unsupported_with_type.json");
+        assert!(
+            with_subtype.starts_with("[unsupported message type 'unsupported' (pool) — 131051"),
+            "{with_subtype}"
+        );
+        let unknown = message(json!({"id": "m", "timestamp": "1", "type": "hologram",
+            "hologram": {"depth": 3}}));
+        assert_eq!(
+            render(&unknown).text,
+            "[unsupported message type 'hologram']"
+        );
+    }
+
+    #[test]
+    fn context_prefixes_reply_and_forwarded() {
+        assert_eq!(
+            text_of("pywa/message__reply.json"),
+            "↪ reply to wamid.xyzxyz==\nreplied text"
+        );
+        assert_eq!(
+            text_of("pywa/message__forwarded.json"),
+            "(forwarded)\nforwarded text"
+        );
+        assert_eq!(
+            text_of("pywa/message__forwarded_many_times.json"),
+            "(forwarded many times)\ntext forwarded many times"
+        );
+        let inquiry =
+            text_of("meta-openapi/webhooks/text-message-with-context-product-inquiry.json");
+        assert!(
+            inquiry.contains(
+                "About product di9ozbzfi4 (catalog 194836987003835)\nIs this still available?"
+            ),
+            "{inquiry}"
+        );
+    }
+
+    #[test]
+    fn ad_referral_is_named() {
+        let text = text_of("meta-openapi/webhooks/text-message-from-click-to-whatsapp-ad.json");
+        assert_eq!(
+            text,
+            "Hello! Can I get more info on this?\nVia ad: Chat with us https://fb.me/3cr4Wqqkv"
+        );
+    }
+
+    #[test]
+    fn message_errors_are_appended() {
+        let failed_media = message(json!({"id": "m", "timestamp": "1", "type": "image",
+            "image": {"id": "5", "mime_type": "image/png"},
+            "errors": [{"code": 131052, "title": "Media download error",
+                        "error_data": {"details": "Unable to download the media sent by the user."}}]}));
+        let rendered = render(&failed_media);
+        assert_eq!(
+            rendered.text,
+            "[image]\n[error 131052: Media download error: Unable to download the media sent by the user.]"
+        );
+        assert_eq!(
+            rendered.media.map(|m| m.filename).as_deref(),
+            Some("image-5.png")
+        );
+    }
+
+    #[test]
+    fn edit_and_revoke_are_described() {
+        let edit = text_of("pywa/edited_message__image.json");
+        assert!(
+            edit.starts_with("[the customer edited message wamid."),
+            "{edit}"
+        );
+        assert!(edit.contains("Updated image caption"), "{edit}");
+        assert_eq!(
+            text_of("pywa/deleted_message__revoke.json"),
+            "[the customer deleted message <ORIGINAL_WHATSAPP_MESSAGE_ID>]"
+        );
+    }
 }

@@ -2,6 +2,8 @@
 //! a generated configuration, sign and post webhooks, stop or kill it.
 #![allow(dead_code)]
 
+pub mod rt;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -30,6 +32,23 @@ pub fn sign(body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(APP_SECRET.as_bytes()).expect("hmac key");
     mac.update(body);
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// Posts a body to `<url>/webhooks/whatsapp` with the given signature header; returns the
+/// HTTP status, or 0 when nothing answered.
+pub async fn post_to(url: &str, body: &[u8], signature: Option<String>) -> u16 {
+    let mut request = reqwest::Client::new()
+        .post(format!("{url}/webhooks/whatsapp"))
+        .header("content-type", "application/json")
+        .timeout(Duration::from_secs(10))
+        .body(body.to_vec());
+    if let Some(signature) = signature {
+        request = request.header("x-hub-signature-256", signature);
+    }
+    match request.send().await {
+        Ok(response) => response.status().as_u16(),
+        Err(_) => 0,
+    }
 }
 
 /// A running daemon.
@@ -188,20 +207,9 @@ impl Daemon {
 
     /// Posts a body with the given signature header.
     pub async fn post_with_signature(&self, body: &[u8], signature: Option<String>) -> u16 {
-        let client = reqwest::Client::new();
-        let mut request = client
-            .post(format!("{}/webhooks/whatsapp", self.url))
-            .header("content-type", "application/json")
-            .timeout(Duration::from_secs(10))
-            .body(body.to_vec());
-        if let Some(signature) = signature {
-            request = request.header("x-hub-signature-256", signature);
-        }
-        match request.send().await {
-            Ok(response) => response.status().as_u16(),
-            Err(_) => 0,
-        }
+        post_to(&self.url, body, signature).await
     }
+
 
     /// Runs a CLI subcommand against this daemon's config; returns (exit code, stdout).
     pub fn cli(&self, args: &[&str]) -> (i32, String) {

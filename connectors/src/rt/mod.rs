@@ -248,7 +248,9 @@ impl RtConnector {
             .update_user(requestor, &Value::Object(fields))
             .await
         {
-            tracing::warn!(error = %err, "Could not set the requestor's name and phone in RT.");
+            // The reason may echo the address (the phone number): log only its class.
+            let kind = err.kind();
+            tracing::warn!(kind, "Could not set the requestor's name and phone in RT.");
         }
     }
 }
