@@ -77,7 +77,11 @@ pub mod ops {
     /// Replays one or all dead letters.
     pub fn dlq_replay(store: &Store, request: &ReplayRequest) -> Result<ReplayResult, StoreError> {
         let ids: Vec<u64> = if request.all {
-            store.dead_letters()?.into_iter().map(|(id, _)| id).collect()
+            store
+                .dead_letters()?
+                .into_iter()
+                .map(|(id, _)| id)
+                .collect()
         } else {
             request.id.into_iter().collect()
         };
@@ -151,7 +155,10 @@ fn internal(err: StoreError) -> (StatusCode, String) {
     (StatusCode::INTERNAL_SERVER_ERROR, err.to_string())
 }
 
-async fn dlq_list(State(state): State<AdminState>, headers: HeaderMap) -> ApiResult<Vec<DeadEntry>> {
+async fn dlq_list(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+) -> ApiResult<Vec<DeadEntry>> {
     authorize(&state, &headers)?;
     ops::dlq_list(&state.store).map(Json).map_err(internal)
 }
@@ -172,7 +179,9 @@ async fn quarantine_list(
     headers: HeaderMap,
 ) -> ApiResult<Vec<QuarantineEntry>> {
     authorize(&state, &headers)?;
-    ops::quarantine_list(&state.store).map(Json).map_err(internal)
+    ops::quarantine_list(&state.store)
+        .map(Json)
+        .map_err(internal)
 }
 
 async fn stats(State(state): State<AdminState>, headers: HeaderMap) -> ApiResult<Stats> {
@@ -234,7 +243,9 @@ impl Client {
     /// A client for the configured admin address.
     pub fn new(config: &Config) -> anyhow::Result<Client> {
         let token = token(config, false).map_err(|err| {
-            anyhow::anyhow!("the admin token is not readable ({err}); set admin.token in the config")
+            anyhow::anyhow!(
+                "the admin token is not readable ({err}); set admin.token in the config"
+            )
         })?;
         Ok(Client {
             http: reqwest::Client::new(),
@@ -260,7 +271,8 @@ impl Client {
 
     /// `GET /admin/dlq`
     pub async fn dlq_list(&self) -> anyhow::Result<Vec<DeadEntry>> {
-        self.call(self.http.get(format!("{}/admin/dlq", self.base))).await
+        self.call(self.http.get(format!("{}/admin/dlq", self.base)))
+            .await
     }
 
     /// `POST /admin/dlq/replay`

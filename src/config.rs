@@ -378,7 +378,13 @@ pub fn load_with_env(file: &Path, env: Vec<(String, String)>) -> Result<Config, 
         &mut problems,
         Some(AdminConfig::default()),
     );
-    let log = section(&raw, "log", &text, &mut problems, Some(LogConfig::default()));
+    let log = section(
+        &raw,
+        "log",
+        &text,
+        &mut problems,
+        Some(LogConfig::default()),
+    );
 
     let mut connectors = BTreeMap::new();
     let names: BTreeMap<String, config::Value> = raw.get("connectors").unwrap_or_default();
@@ -397,10 +403,7 @@ pub fn load_with_env(file: &Path, env: Vec<(String, String)>) -> Result<Config, 
             None => problems.push(Problem {
                 line: locate(&key),
                 path: format!("{key}.kind"),
-                message: format!(
-                    "missing; one of {}",
-                    ConnectorConfig::KINDS.join(", ")
-                ),
+                message: format!("missing; one of {}", ConnectorConfig::KINDS.join(", ")),
             }),
             Some(kind) if !ConnectorConfig::KINDS.contains(&kind.as_str()) => {
                 problems.push(Problem {
@@ -531,7 +534,10 @@ impl WhatsAppConfig {
         if !version_ok {
             problems.push((
                 "whatsapp.api_version".into(),
-                format!("\"{}\" is not a Graph API version like v23.0", self.api_version),
+                format!(
+                    "\"{}\" is not a Graph API version like v23.0",
+                    self.api_version
+                ),
             ));
         }
         problems
@@ -716,7 +722,12 @@ kind = "files"
         )
         .expect("valid");
         assert_eq!(config.server.listen, "127.0.0.1:9000");
-        let secrets: Vec<&str> = config.whatsapp.app_secrets.iter().map(Secret::expose).collect();
+        let secrets: Vec<&str> = config
+            .whatsapp
+            .app_secrets
+            .iter()
+            .map(Secret::expose)
+            .collect();
         assert_eq!(secrets, ["s1", "s2"]);
         assert_eq!(config.queue.workers, 7);
         assert_eq!(config.whatsapp.verify_token.expose(), "0123");
@@ -745,22 +756,38 @@ kind = "files"
 colour = "blue"
 "#,
         );
-        let problems = load_with_env(file.path(), vec![]).expect_err("invalid").problems;
+        let problems = load_with_env(file.path(), vec![])
+            .expect_err("invalid")
+            .problems;
         let seen: Vec<(Option<usize>, &str)> =
             problems.iter().map(|p| (p.line, p.path.as_str())).collect();
         assert!(seen.contains(&(Some(2), "server.listen")), "{seen:?}");
-        assert!(seen.contains(&(Some(5), "whatsapp.app_secrets")), "{seen:?}");
-        assert!(seen.contains(&(Some(8), "whatsapp.api_version")), "{seen:?}");
+        assert!(
+            seen.contains(&(Some(5), "whatsapp.app_secrets")),
+            "{seen:?}"
+        );
+        assert!(
+            seen.contains(&(Some(8), "whatsapp.api_version")),
+            "{seen:?}"
+        );
         assert!(seen.contains(&(Some(11), "queue.workers")), "{seen:?}");
-        assert!(seen.contains(&(Some(14), "connectors.helpdesk.kind")), "{seen:?}");
-        assert!(seen.contains(&(Some(18), "connectors.archive.colour")), "{seen:?}");
+        assert!(
+            seen.contains(&(Some(14), "connectors.helpdesk.kind")),
+            "{seen:?}"
+        );
+        assert!(
+            seen.contains(&(Some(18), "connectors.archive.colour")),
+            "{seen:?}"
+        );
         assert_eq!(problems.len(), 6, "{problems:?}");
     }
 
     #[test]
     fn missing_required_key_is_named() {
         let file = write("[whatsapp]\nverify_token = \"x\"\naccess_token = \"y\"\n[connectors.a]\nkind = \"files\"\n");
-        let problems = load_with_env(file.path(), vec![]).expect_err("invalid").problems;
+        let problems = load_with_env(file.path(), vec![])
+            .expect_err("invalid")
+            .problems;
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert_eq!(problems[0].path, "whatsapp.app_secrets", "{problems:?}");
         assert_eq!(problems[0].line, Some(1));
@@ -771,14 +798,18 @@ colour = "blue"
         let file = write(GOOD);
         let config = load_with_env(file.path(), vec![]).expect("valid");
         let debug = format!("{config:?}");
-        assert!(!debug.contains("\"vt\"") && !debug.contains("\"at\"") && !debug.contains("\"s1\""));
+        assert!(
+            !debug.contains("\"vt\"") && !debug.contains("\"at\"") && !debug.contains("\"s1\"")
+        );
         assert!(debug.contains("**redacted**"));
     }
 
     #[test]
     fn syntax_error_names_the_line() {
         let file = write("[server]\nlisten = \n");
-        let problems = load_with_env(file.path(), vec![]).expect_err("invalid").problems;
+        let problems = load_with_env(file.path(), vec![])
+            .expect_err("invalid")
+            .problems;
         assert_eq!(problems[0].line, Some(2), "{problems:?}");
     }
 }

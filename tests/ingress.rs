@@ -50,7 +50,13 @@ async fn handshake_echoes_the_challenge_and_refuses_a_wrong_token() {
 async fn returns_401_on_bad_signature_and_stores_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let daemon = Daemon::start(&write_config(dir.path(), ARCHIVE, None));
-    let body = text_webhook("16505551234", "Eve", "wamid.FORGED", 1_749_416_383, "forged");
+    let body = text_webhook(
+        "16505551234",
+        "Eve",
+        "wamid.FORGED",
+        1_749_416_383,
+        "forged",
+    );
     assert_eq!(daemon.post_with_signature(&body, None).await, 401);
     let wrong = sign(b"something else");
     assert_eq!(daemon.post_with_signature(&body, Some(wrong)).await, 401);
@@ -111,12 +117,22 @@ async fn malformed_json_with_a_valid_signature_is_acknowledged_and_quarantined()
 async fn a_message_posted_twice_is_written_once() {
     let dir = tempfile::tempdir().expect("tempdir");
     let daemon = Daemon::start(&write_config(dir.path(), ARCHIVE, None));
-    let body = text_webhook("96890000001", "Aisha", "wamid.TWICE", 1_749_416_383, "Where is my order #1001?");
+    let body = text_webhook(
+        "96890000001",
+        "Aisha",
+        "wamid.TWICE",
+        1_749_416_383,
+        "Where is my order #1001?",
+    );
     assert_eq!(daemon.post(&body).await, 200);
     assert_eq!(daemon.post(&body).await, 200);
     daemon.wait_idle(Duration::from_secs(10));
     let text = transcript(&daemon, "96890000001");
-    assert_eq!(text.matches("Where is my order #1001?").count(), 1, "{text}");
+    assert_eq!(
+        text.matches("Where is my order #1001?").count(),
+        1,
+        "{text}"
+    );
     assert!(text.contains("Aisha (+96890000001)"));
 }
 
@@ -146,7 +162,10 @@ async fn messages_are_written_in_timestamp_order_within_one_body() {
         .as_array_mut()
         .expect("messages")
         .push(msg);
-    assert_eq!(daemon.post(&serde_json::to_vec(&body).expect("json")).await, 200);
+    assert_eq!(
+        daemon.post(&serde_json::to_vec(&body).expect("json")).await,
+        200
+    );
     daemon.wait_idle(Duration::from_secs(10));
     let text = transcript(&daemon, "96890000002");
     let a = text.find("first").expect("first");
@@ -208,7 +227,13 @@ async fn image_is_downloaded_through_the_graph_api_and_saved_beside_the_transcri
 
     let dir = tempfile::tempdir().expect("tempdir");
     let daemon = Daemon::start(&write_config(dir.path(), ARCHIVE, Some(&graph.uri())));
-    let body = image_webhook("96890000003", "wamid.IMAGE", 1_749_416_383, "1037543291543636", &sha);
+    let body = image_webhook(
+        "96890000003",
+        "wamid.IMAGE",
+        1_749_416_383,
+        "1037543291543636",
+        &sha,
+    );
     assert_eq!(daemon.post(&body).await, 200);
     daemon.wait_idle(Duration::from_secs(15));
     let text = transcript(&daemon, "96890000003");
@@ -235,7 +260,13 @@ async fn sigterm_stops_the_daemon_cleanly_and_accepted_work_survives() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = write_config(dir.path(), ARCHIVE, None);
     let mut daemon = Daemon::start(&config);
-    let body = text_webhook("96890000004", "Sara", "wamid.TERM", 1_749_416_383, "before stop");
+    let body = text_webhook(
+        "96890000004",
+        "Sara",
+        "wamid.TERM",
+        1_749_416_383,
+        "before stop",
+    );
     assert_eq!(daemon.post(&body).await, 200);
     let status = daemon.terminate();
     assert_eq!(status.code(), Some(0), "log: {}", daemon.log());
@@ -244,7 +275,12 @@ async fn sigterm_stops_the_daemon_cleanly_and_accepted_work_survives() {
     assert_eq!(stats["dead"], 0, "{stats}");
     daemon.restart();
     daemon.wait_idle(Duration::from_secs(10));
-    assert_eq!(transcript(&daemon, "96890000004").matches("before stop").count(), 1);
+    assert_eq!(
+        transcript(&daemon, "96890000004")
+            .matches("before stop")
+            .count(),
+        1
+    );
 }
 
 #[test]
@@ -265,8 +301,14 @@ fn validate_lists_every_problem_with_file_line_and_exits_78() {
     let err = String::from_utf8_lossy(&output.stderr);
     let file = path.display().to_string();
     assert!(err.contains(&format!("{file}:2: server.listen")), "{err}");
-    assert!(err.contains(&format!("{file}:5: whatsapp.app_secrets")), "{err}");
-    assert!(err.contains(&format!("{file}:11: connectors.helpdesk.url")), "{err}");
+    assert!(
+        err.contains(&format!("{file}:5: whatsapp.app_secrets")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("{file}:11: connectors.helpdesk.url")),
+        "{err}"
+    );
     assert!(err.contains("connectors.helpdesk.queue"), "{err}");
 
     // serve refuses to start on the same file, with the same report.
@@ -314,5 +356,69 @@ async fn simulate_posts_a_signed_webhook_that_lands_in_the_transcript() {
         .join("100000000000001")
         .join("96890000001.txt");
     let text = std::fs::read_to_string(path).expect("transcript");
-    assert!(text.contains("Hello from simulate") && text.contains("Test (+96890000001)"), "{text}");
+    assert!(
+        text.contains("Hello from simulate") && text.contains("Test (+96890000001)"),
+        "{text}"
+    );
+}
+
+fn failpoint(name: &str) -> Vec<(String, String)> {
+    vec![("WABRIDGE_FAILPOINT".to_owned(), name.to_owned())]
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn crash_after_the_remote_write_and_before_recording_it_writes_nothing_twice() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), ARCHIVE, None);
+    let mut daemon = Daemon::start_with_env(&config, failpoint("after_remote_success"));
+    let body = text_webhook(
+        "96890000005",
+        "Nour",
+        "wamid.CRASH1",
+        1_749_416_383,
+        "written then crashed",
+    );
+    assert_eq!(daemon.post(&body).await, 200);
+    // The worker writes the transcript entry, then the process dies before recording it.
+    let status = daemon.wait_exit(Duration::from_secs(20));
+    assert!(!status.success());
+    assert_eq!(
+        transcript(&daemon, "96890000005")
+            .matches("written then crashed")
+            .count(),
+        1
+    );
+    daemon.set_env(Vec::new());
+    daemon.restart();
+    daemon.wait_idle(Duration::from_secs(10));
+    let text = transcript(&daemon, "96890000005");
+    assert_eq!(text.matches("written then crashed").count(), 1, "{text}");
+    assert!(
+        daemon.log().contains("already in the ticket"),
+        "the lookup found it"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn crash_after_the_inbox_write_and_before_the_flush_is_not_acknowledged_and_loses_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), ARCHIVE, None);
+    let mut daemon = Daemon::start_with_env(&config, failpoint("after_commit_before_flush"));
+    let body = text_webhook(
+        "96890000006",
+        "Huda",
+        "wamid.CRASH2",
+        1_749_416_383,
+        "not yet flushed",
+    );
+    // No 200: the process dies between the write and the flush that would cover it.
+    assert_eq!(daemon.post(&body).await, 0);
+    assert!(!daemon.wait_exit(Duration::from_secs(20)).success());
+    daemon.set_env(Vec::new());
+    daemon.restart();
+    // Meta retries what it did not get a 200 for.
+    assert_eq!(daemon.post(&body).await, 200);
+    daemon.wait_idle(Duration::from_secs(10));
+    let text = transcript(&daemon, "96890000006");
+    assert_eq!(text.matches("not yet flushed").count(), 1, "{text}");
 }

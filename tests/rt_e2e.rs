@@ -74,12 +74,30 @@ async fn conversations_become_tickets_with_every_message_once_and_in_order() {
     let omar = unique_number(2);
     let t0 = 1_764_000_000;
     for i in 0..3 {
-        let body = text_webhook(&aisha, "Aisha Al-Balushi", &format!("wamid.A{aisha}{i}"), t0 + i, &format!("Aisha message {i}"));
+        let body = text_webhook(
+            &aisha,
+            "Aisha Al-Balushi",
+            &format!("wamid.A{aisha}{i}"),
+            t0 + i,
+            &format!("Aisha message {i}"),
+        );
         assert_eq!(daemon.post(&body).await, 200);
-        let body = text_webhook(&omar, "Omar", &format!("wamid.O{omar}{i}"), t0 + i, &format!("Omar message {i}"));
+        let body = text_webhook(
+            &omar,
+            "Omar",
+            &format!("wamid.O{omar}{i}"),
+            t0 + i,
+            &format!("Omar message {i}"),
+        );
         assert_eq!(daemon.post(&body).await, 200);
     }
-    let image = image_webhook(&aisha, &format!("wamid.A{aisha}img"), t0 + 10, "555000111", &sha);
+    let image = image_webhook(
+        &aisha,
+        &format!("wamid.A{aisha}img"),
+        t0 + 10,
+        "555000111",
+        &sha,
+    );
     assert_eq!(daemon.post(&image).await, 200);
     // Meta redelivers: the same body again is harmless.
     assert_eq!(daemon.post(&image).await, 200);
@@ -88,7 +106,10 @@ async fn conversations_become_tickets_with_every_message_once_and_in_order() {
     let tickets = rt.tickets_of(&email(&aisha)).await;
     assert_eq!(tickets.len(), 1, "one ticket per conversation: {tickets:?}");
     let (ticket, subject, _) = &tickets[0];
-    assert!(subject.contains("Aisha Al-Balushi") && subject.contains(&format!("+{aisha}")), "{subject}");
+    assert!(
+        subject.contains("Aisha Al-Balushi") && subject.contains(&format!("+{aisha}")),
+        "{subject}"
+    );
     let markers = rt.markers(*ticket).await;
     let expected: Vec<String> = (0..3)
         .map(|i| format!("wamid.A{aisha}{i}"))
@@ -101,7 +122,10 @@ async fn conversations_become_tickets_with_every_message_once_and_in_order() {
         .filter(|p| p.0.starts_with("text/"))
         .map(|p| String::from_utf8_lossy(&p.2).into_owned())
         .collect();
-    assert!(texts.contains("Aisha message 0") && texts.contains("my receipt"), "{texts}");
+    assert!(
+        texts.contains("Aisha message 0") && texts.contains("my receipt"),
+        "{texts}"
+    );
     let image_part = parts
         .iter()
         .find(|p| p.0 == "image/jpeg")
@@ -113,7 +137,9 @@ async fn conversations_become_tickets_with_every_message_once_and_in_order() {
     assert_eq!(omar_tickets.len(), 1);
     assert_eq!(
         rt.markers(omar_tickets[0].0).await,
-        (0..3).map(|i| format!("wamid.O{omar}{i}")).collect::<Vec<_>>()
+        (0..3)
+            .map(|i| format!("wamid.O{omar}{i}"))
+            .collect::<Vec<_>>()
     );
 }
 
@@ -121,15 +147,41 @@ async fn conversations_become_tickets_with_every_message_once_and_in_order() {
 async fn a_message_after_the_ticket_was_resolved_reopens_it() {
     let rt = Rt::from_env();
     let dir = tempfile::tempdir().expect("tempdir");
-    let daemon = Daemon::start(&write_config(dir.path(), &rt_section(&rt.url, &rt.token, "General"), None));
+    let daemon = Daemon::start(&write_config(
+        dir.path(),
+        &rt_section(&rt.url, &rt.token, "General"),
+        None,
+    ));
     let number = unique_number(3);
     let t0 = 1_764_000_000;
-    assert_eq!(daemon.post(&text_webhook(&number, "Lina", &format!("wamid.R{number}1"), t0, "first")).await, 200);
+    assert_eq!(
+        daemon
+            .post(&text_webhook(
+                &number,
+                "Lina",
+                &format!("wamid.R{number}1"),
+                t0,
+                "first"
+            ))
+            .await,
+        200
+    );
     daemon.wait_idle(Duration::from_secs(60));
     let tickets = rt.tickets_of(&email(&number)).await;
     assert_eq!(tickets.len(), 1);
     rt.set_status(tickets[0].0, "resolved").await;
-    assert_eq!(daemon.post(&text_webhook(&number, "Lina", &format!("wamid.R{number}2"), t0 + 60, "back again")).await, 200);
+    assert_eq!(
+        daemon
+            .post(&text_webhook(
+                &number,
+                "Lina",
+                &format!("wamid.R{number}2"),
+                t0 + 60,
+                "back again"
+            ))
+            .await,
+        200
+    );
     daemon.wait_idle(Duration::from_secs(60));
     let tickets = rt.tickets_of(&email(&number)).await;
     assert_eq!(tickets.len(), 1, "{tickets:?}");
@@ -141,24 +193,46 @@ async fn a_message_after_the_ticket_was_resolved_reopens_it() {
 async fn permanent_rt_error_dead_letters_and_replay_delivers_after_the_fix() {
     let rt = Rt::from_env();
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = write_config(dir.path(), &rt_section(&rt.url, &rt.token, "NoSuchQueue"), None);
+    let config = write_config(
+        dir.path(),
+        &rt_section(&rt.url, &rt.token, "NoSuchQueue"),
+        None,
+    );
     let mut daemon = Daemon::start(&config);
     let number = unique_number(4);
-    let body = text_webhook(&number, "Dana", &format!("wamid.D{number}"), 1_764_000_000, "lost queue");
+    let body = text_webhook(
+        &number,
+        "Dana",
+        &format!("wamid.D{number}"),
+        1_764_000_000,
+        "lost queue",
+    );
     assert_eq!(daemon.post(&body).await, 200);
     let deadline = Instant::now() + Duration::from_secs(60);
     while daemon.stats()["dead"] != 1 {
-        assert!(Instant::now() < deadline, "no dead letter: {}", daemon.stats());
+        assert!(
+            Instant::now() < deadline,
+            "no dead letter: {}",
+            daemon.stats()
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let (code, out) = daemon.cli(&["dlq", "list"]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("NoSuchQueue") || out.contains("403") || out.contains("queue"), "{out}");
-    assert!(!out.contains(&number), "phone numbers are redacted in the listing: {out}");
+    assert!(
+        out.contains("NoSuchQueue") || out.contains("403") || out.contains("queue"),
+        "{out}"
+    );
+    assert!(
+        !out.contains(&number),
+        "phone numbers are redacted in the listing: {out}"
+    );
 
     // The admin fixes the configuration, restarts, and replays.
     daemon.terminate();
-    let text = std::fs::read_to_string(&config).expect("config").replace("NoSuchQueue", "General");
+    let text = std::fs::read_to_string(&config)
+        .expect("config")
+        .replace("NoSuchQueue", "General");
     std::fs::write(&config, text).expect("config");
     daemon.restart();
     let (code, out) = daemon.cli(&["dlq", "replay", "--all"]);
@@ -168,7 +242,10 @@ async fn permanent_rt_error_dead_letters_and_replay_delivers_after_the_fix() {
     assert_eq!(daemon.stats()["dead"], 0);
     let tickets = rt.tickets_of(&email(&number)).await;
     assert_eq!(tickets.len(), 1);
-    assert_eq!(rt.markers(tickets[0].0).await, vec![format!("wamid.D{number}")]);
+    assert_eq!(
+        rt.markers(tickets[0].0).await,
+        vec![format!("wamid.D{number}")]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -188,7 +265,13 @@ async fn rt_outage_only_delays_delivery_and_keeps_order() {
     let t0 = 1_764_000_000;
     for i in 0..5 {
         for number in &numbers {
-            let body = text_webhook(number, "Outage", &format!("wamid.U{number}{i}"), t0 + i, &format!("during outage {i}"));
+            let body = text_webhook(
+                number,
+                "Outage",
+                &format!("wamid.U{number}{i}"),
+                t0 + i,
+                &format!("during outage {i}"),
+            );
             assert_eq!(daemon.post(&body).await, 200, "accepted while RT is down");
         }
     }
@@ -211,7 +294,9 @@ async fn rt_outage_only_delays_delivery_and_keeps_order() {
         assert_eq!(tickets.len(), 1, "{tickets:?}");
         assert_eq!(
             rt.markers(tickets[0].0).await,
-            (0..5).map(|i| format!("wamid.U{number}{i}")).collect::<Vec<_>>()
+            (0..5)
+                .map(|i| format!("wamid.U{number}{i}"))
+                .collect::<Vec<_>>()
         );
     }
     assert_eq!(daemon.stats()["dead"], 0);
@@ -220,7 +305,7 @@ async fn rt_outage_only_delays_delivery_and_keeps_order() {
 #[tokio::test(flavor = "multi_thread")]
 async fn sigkill_during_load_loses_nothing_and_duplicates_nothing() {
     const CONVERSATIONS: u64 = 10;
-    const PER_CONVERSATION: i64 = 30;
+    const PER_CONVERSATION: i64 = 20;
     let rt = Rt::from_env();
     let dir = tempfile::tempdir().expect("tempdir");
     let config = write_config(dir.path(), &rt_section(&rt.url, &rt.token, "General"), None);
@@ -230,7 +315,9 @@ async fn sigkill_during_load_loses_nothing_and_duplicates_nothing() {
     let expected: HashMap<String, Vec<String>> = numbers
         .iter()
         .map(|n| {
-            let ids = (0..PER_CONVERSATION).map(|i| format!("wamid.K{n}{i:03}")).collect();
+            let ids = (0..PER_CONVERSATION)
+                .map(|i| format!("wamid.K{n}{i:03}"))
+                .collect();
             (n.clone(), ids)
         })
         .collect();
@@ -242,7 +329,13 @@ async fn sigkill_during_load_loses_nothing_and_duplicates_nothing() {
         senders.spawn(async move {
             for i in 0..PER_CONVERSATION {
                 let wamid = format!("wamid.K{number}{i:03}");
-                let body = text_webhook(&number, "Crash Test", &wamid, t0 + i, &format!("message {i}"));
+                let body = text_webhook(
+                    &number,
+                    "Crash Test",
+                    &wamid,
+                    t0 + i,
+                    &format!("message {i}"),
+                );
                 post_until_acknowledged(&url, &body).await;
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
@@ -268,8 +361,49 @@ async fn sigkill_during_load_loses_nothing_and_duplicates_nothing() {
         let tickets = rt.tickets_of(&email(number)).await;
         assert_eq!(tickets.len(), 1, "one ticket for {number}: {tickets:?}");
         let markers = rt.markers(tickets[0].0).await;
-        assert_eq!(&markers, &expected[number], "exactly once and in order for {number}");
+        assert_eq!(
+            &markers, &expected[number],
+            "exactly once and in order for {number}"
+        );
     }
     assert_eq!(daemon.stats()["dead"], 0);
     eprintln!("crash test: {kills} SIGKILLs during the load, one during delivery");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn crash_after_rt_wrote_and_before_it_was_recorded_is_repaired_by_lookup() {
+    let rt = Rt::from_env();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), &rt_section(&rt.url, &rt.token, "General"), None);
+    let failpoint = vec![(
+        "WABRIDGE_FAILPOINT".to_owned(),
+        "after_remote_success".to_owned(),
+    )];
+    let mut daemon = Daemon::start_with_env(&config, failpoint.clone());
+    let number = unique_number(7);
+    let t0 = 1_764_000_000;
+    // The first message opens the ticket; the process dies before recording that.
+    let first = text_webhook(&number, "Reem", &format!("wamid.F{number}1"), t0, "first");
+    assert_eq!(daemon.post(&first).await, 200);
+    assert!(!daemon.wait_exit(Duration::from_secs(60)).success());
+    // After a restart the second message is written, and the daemon dies again.
+    daemon.restart();
+    let second = text_webhook(
+        &number,
+        "Reem",
+        &format!("wamid.F{number}2"),
+        t0 + 5,
+        "second",
+    );
+    assert_eq!(daemon.post(&second).await, 200);
+    assert!(!daemon.wait_exit(Duration::from_secs(60)).success());
+    daemon.set_env(Vec::new());
+    daemon.restart();
+    daemon.wait_idle(Duration::from_secs(120));
+    let tickets = rt.tickets_of(&email(&number)).await;
+    assert_eq!(tickets.len(), 1, "no second ticket: {tickets:?}");
+    assert_eq!(
+        rt.markers(tickets[0].0).await,
+        vec![format!("wamid.F{number}1"), format!("wamid.F{number}2")]
+    );
 }

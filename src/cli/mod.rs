@@ -261,7 +261,11 @@ pub async fn simulate(
     url: Option<String>,
 ) -> anyhow::Result<()> {
     let digits: String = from.chars().filter(char::is_ascii_digit).collect();
-    if digits.len() < 6 || from.chars().any(|c| !(c.is_ascii_digit() || "+ -".contains(c))) {
+    if digits.len() < 6
+        || from
+            .chars()
+            .any(|c| !(c.is_ascii_digit() || "+ -".contains(c)))
+    {
         anyhow::bail!("--from must be a phone number like +96890000001");
     }
     use rand::Rng;

@@ -86,7 +86,10 @@ async fn receive(
 ) -> impl IntoResponse {
     let header = headers.get(signature::HEADER).map(|v| v.as_bytes());
     if let Err(err) = signature::verify(&state.secrets, header, &body) {
-        state.metrics.rejected_signature.fetch_add(1, Ordering::Relaxed);
+        state
+            .metrics
+            .rejected_signature
+            .fetch_add(1, Ordering::Relaxed);
         tracing::warn!(reason = err.kind(), "Webhook refused: {err}.");
         return (StatusCode::UNAUTHORIZED, "invalid signature");
     }

@@ -370,7 +370,12 @@ mod tests {
         let heads = store.heads().expect("heads");
         let seen: Vec<(String, u64)> = heads
             .iter()
-            .map(|h| (h.key.queue().to_owned(), h.record.payload["n"].as_u64().unwrap_or(0)))
+            .map(|h| {
+                (
+                    h.key.queue().to_owned(),
+                    h.record.payload["n"].as_u64().unwrap_or(0),
+                )
+            })
             .collect();
         assert_eq!(
             seen,
@@ -412,7 +417,10 @@ mod tests {
         let dead = store.dead_letters().expect("dead");
         assert_eq!(dead.len(), 1);
         assert_eq!(dead[0].0, id);
-        assert!(dead[0].1.reason.contains("gave up after 3 attempts: HTTP 503"));
+        assert!(dead[0]
+            .1
+            .reason
+            .contains("gave up after 3 attempts: HTTP 503"));
 
         let key = store.replay(id, now).expect("replay").expect("found");
         assert!(store.dead_letters().expect("dead").is_empty());
@@ -430,7 +438,9 @@ mod tests {
         let failure = Failure::Permanent {
             reason: "HTTP 403 no permission".into(),
         };
-        let outcome = store.fail(&head, failure, &policy(), Utc::now()).expect("fail");
+        let outcome = store
+            .fail(&head, failure, &policy(), Utc::now())
+            .expect("fail");
         assert!(matches!(outcome, Outcome::DeadLettered(_)));
         // The conversation goes on with its next job.
         let heads = store.heads().expect("heads");
@@ -448,7 +458,8 @@ mod tests {
             reason: "429".into(),
             retry_after: Some(Duration::from_secs(7)),
         };
-        let Outcome::Retrying(at) = store.fail(&head, failure, &policy(), now).expect("fail") else {
+        let Outcome::Retrying(at) = store.fail(&head, failure, &policy(), now).expect("fail")
+        else {
             panic!("expected retry")
         };
         assert!(at - now >= chrono::Duration::seconds(7));
@@ -465,8 +476,9 @@ mod tests {
                 reason: "503".into(),
                 retry_after: None,
             };
-            let Outcome::Retrying(at) =
-                store.fail(&head, failure, &policy(), Utc::now()).expect("fail")
+            let Outcome::Retrying(at) = store
+                .fail(&head, failure, &policy(), Utc::now())
+                .expect("fail")
             else {
                 panic!("expected retry")
             };

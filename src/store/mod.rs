@@ -146,7 +146,11 @@ impl Store {
     }
 
     /// The ticket recorded for a conversation in a destination.
-    pub fn link(&self, destination: &str, conversation: &str) -> Result<Option<String>, StoreError> {
+    pub fn link(
+        &self,
+        destination: &str,
+        conversation: &str,
+    ) -> Result<Option<String>, StoreError> {
         Ok(self
             .links
             .get(link_key(destination, conversation))?
@@ -237,7 +241,12 @@ mod tests {
             store.accept(b"{\"a\":1}").await.expect("accept");
         }
         let store = Store::open(dir.path()).expect("reopen");
-        let bodies: Vec<_> = store.inbox.iter().values().map(|v| v.expect("value")).collect();
+        let bodies: Vec<_> = store
+            .inbox
+            .iter()
+            .values()
+            .map(|v| v.expect("value"))
+            .collect();
         assert_eq!(bodies.len(), 1);
         assert_eq!(&bodies[0][..], b"{\"a\":1}");
     }

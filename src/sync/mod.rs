@@ -123,7 +123,11 @@ impl Runner {
 
     /// Schedules queue heads onto workers until shutdown, then waits up to `grace` for the
     /// jobs in flight (unfinished ones simply stay queued).
-    pub async fn run_workers(self: Arc<Self>, mut shutdown: watch::Receiver<bool>, grace: Duration) {
+    pub async fn run_workers(
+        self: Arc<Self>,
+        mut shutdown: watch::Receiver<bool>,
+        grace: Duration,
+    ) {
         // Task id → queue of every attempt in flight (at most `workers` entries).
         let mut in_flight: HashMap<tokio::task::Id, String> = HashMap::new();
         let mut running: JoinSet<()> = JoinSet::new();
@@ -240,8 +244,10 @@ impl Runner {
         maybe_delivered: bool,
     ) -> Result<Option<(Vec<u8>, Vec<u8>)>, Failure> {
         let payload: JobPayload =
-            serde_json::from_value(job.record.payload.clone()).map_err(|err| Failure::Permanent {
-                reason: format!("job payload unreadable: {err}"),
+            serde_json::from_value(job.record.payload.clone()).map_err(|err| {
+                Failure::Permanent {
+                    reason: format!("job payload unreadable: {err}"),
+                }
             })?;
         match payload {
             JobPayload::Inbound {
@@ -289,10 +295,8 @@ impl Runner {
                                 ));
                             }
                         },
-                        None => text.push_str(&format!(
-                            "\n[the {} came without a media id]",
-                            media.kind
-                        )),
+                        None => text
+                            .push_str(&format!("\n[the {} came without a media id]", media.kind)),
                     }
                 }
                 let inbound = InboundMessage {

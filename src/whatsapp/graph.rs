@@ -46,10 +46,11 @@ pub fn classify_code(code: i64) -> Option<Verdict> {
         130429 | 131056 | 4 | 80007 | 131000 | 131016 | 131057 | 1 | 2 | 133016 => {
             Some(Verdict::Retry)
         }
-        131047 | 131026 | 131049 | 131050 | 131051 | 131052 | 131053 | 132000 | 132001
-        | 132005 | 132007 | 132008 | 132012 | 132015 | 132016 | 133010 | 190 | 0 | 3 | 10
-        | 100 | 131008 | 131009 | 131021 | 131031 | 131048 | 131042 | 130472 | 130497
-        | 131030 | 368 => Some(Verdict::Permanent),
+        131047 | 131026 | 131049 | 131050 | 131051 | 131052 | 131053 | 132000 | 132001 | 132005
+        | 132007 | 132008 | 132012 | 132015 | 132016 | 133010 | 190 | 0 | 3 | 10 | 100 | 131008
+        | 131009 | 131021 | 131031 | 131048 | 131042 | 130472 | 130497 | 131030 | 368 => {
+            Some(Verdict::Permanent)
+        }
         200..=299 => Some(Verdict::Permanent),
         _ => None,
     }
@@ -71,8 +72,14 @@ struct ErrorObject {
 }
 
 /// Classifies a non-success Graph answer.
-pub fn classify_response(status: reqwest::StatusCode, retry_after: Option<Duration>, body: &str) -> GraphError {
-    let parsed: Option<ErrorObject> = serde_json::from_str::<ErrorBody>(body).ok().map(|b| b.error);
+pub fn classify_response(
+    status: reqwest::StatusCode,
+    retry_after: Option<Duration>,
+    body: &str,
+) -> GraphError {
+    let parsed: Option<ErrorObject> = serde_json::from_str::<ErrorBody>(body)
+        .ok()
+        .map(|b| b.error);
     let code = parsed.as_ref().and_then(|e| e.code);
     let detail = parsed
         .as_ref()
@@ -191,14 +198,18 @@ impl GraphClient {
         let data = checked(response).await?;
         if data.len() as u64 > self.media_max_bytes {
             return Err(GraphError::Permanent {
-                reason: format!("media is over whatsapp.media_max_bytes ({})", self.media_max_bytes),
+                reason: format!(
+                    "media is over whatsapp.media_max_bytes ({})",
+                    self.media_max_bytes
+                ),
                 code: None,
             });
         }
         if let Some(expected) = sha256_base64 {
             use base64::Engine;
             use sha2::Digest;
-            let actual = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(&data));
+            let actual =
+                base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(&data));
             if actual != expected.trim() {
                 return Err(GraphError::Retryable {
                     reason: "downloaded media does not match the announced sha256".into(),
@@ -263,7 +274,10 @@ mod tests {
         let body = r#"{"error":{"message":"Message undeliverable","code":131026}}"#;
         assert!(matches!(
             classify_response(StatusCode::BAD_REQUEST, None, body),
-            GraphError::Permanent { code: Some(131026), .. }
+            GraphError::Permanent {
+                code: Some(131026),
+                ..
+            }
         ));
         assert!(matches!(
             classify_response(StatusCode::BAD_GATEWAY, None, "<html>"),

@@ -34,7 +34,11 @@ impl SignatureError {
 }
 
 /// Checks `header` (the header value, if any) over `body` against every secret.
-pub fn verify(secrets: &[Secret], header: Option<&[u8]>, body: &[u8]) -> Result<(), SignatureError> {
+pub fn verify(
+    secrets: &[Secret],
+    header: Option<&[u8]>,
+    body: &[u8],
+) -> Result<(), SignatureError> {
     let header = header.ok_or(SignatureError::Missing)?;
     let hex_part = header
         .strip_prefix(b"sha256=")
@@ -92,7 +96,10 @@ mod tests {
     #[test]
     fn rejects_missing_malformed_and_wrong_signatures() {
         let secrets = [Secret::new("secret")];
-        assert_eq!(verify(&secrets, None, b"test"), Err(SignatureError::Missing));
+        assert_eq!(
+            verify(&secrets, None, b"test"),
+            Err(SignatureError::Missing)
+        );
         assert_eq!(
             verify(&secrets, Some(b"sha1=abcd"), b"test"),
             Err(SignatureError::Malformed)

@@ -111,7 +111,10 @@ fn listen_url(config: &Path) -> String {
         .lines()
         .find(|l| l.starts_with("listen = "))
         .expect("listen line");
-    format!("http://{}", line.trim_start_matches("listen = ").trim_matches('"'))
+    format!(
+        "http://{}",
+        line.trim_start_matches("listen = ").trim_matches('"')
+    )
 }
 
 impl Daemon {
@@ -165,7 +168,11 @@ impl Daemon {
                     panic!("wabridge exited at start: {status}; log: {}", self.log());
                 }
             }
-            assert!(Instant::now() < deadline, "wabridge did not start; log: {}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "wabridge did not start; log: {}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -183,6 +190,27 @@ impl Daemon {
         }
     }
 
+    /// Replaces the extra environment used by the next [`Daemon::restart`].
+    pub fn set_env(&mut self, env: Vec<(String, String)>) {
+        self.env = env;
+    }
+
+    /// Waits for the process to exit on its own (e.g. at a failure point).
+    pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("wabridge did not exit; log: {}", tail(&self.log(), 30));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// SIGTERM; returns the exit status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("running");
@@ -195,7 +223,10 @@ impl Daemon {
             if let Ok(Some(status)) = child.try_wait() {
                 return status;
             }
-            assert!(Instant::now() < deadline, "wabridge did not stop on SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "wabridge did not stop on SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -209,7 +240,6 @@ impl Daemon {
     pub async fn post_with_signature(&self, body: &[u8], signature: Option<String>) -> u16 {
         post_to(&self.url, body, signature).await
     }
-
 
     /// Runs a CLI subcommand against this daemon's config; returns (exit code, stdout).
     pub fn cli(&self, args: &[&str]) -> (i32, String) {
@@ -307,7 +337,13 @@ pub fn text_webhook(from: &str, name: &str, wamid: &str, timestamp: i64, body: &
 }
 
 /// An image-message webhook referring to media `media_id` whose bytes hash to `sha256_b64`.
-pub fn image_webhook(from: &str, wamid: &str, timestamp: i64, media_id: &str, sha256_b64: &str) -> Vec<u8> {
+pub fn image_webhook(
+    from: &str,
+    wamid: &str,
+    timestamp: i64,
+    media_id: &str,
+    sha256_b64: &str,
+) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({
         "object": "whatsapp_business_account",
         "entry": [{

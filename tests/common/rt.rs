@@ -104,11 +104,16 @@ impl Rt {
         let mut page = 1;
         loop {
             let value = self
-                .get(&format!("ticket/{ticket}/history?fields=Type&per_page=100&page={page}"))
+                .get(&format!(
+                    "ticket/{ticket}/history?fields=Type&per_page=100&page={page}"
+                ))
                 .await;
             let items = value["items"].as_array().cloned().unwrap_or_default();
             for item in &items {
-                if matches!(item["Type"].as_str(), Some("Create" | "Comment" | "Correspond")) {
+                if matches!(
+                    item["Type"].as_str(),
+                    Some("Create" | "Comment" | "Correspond")
+                ) {
                     ids.insert(id_string(&item["id"]));
                 }
             }
@@ -144,7 +149,9 @@ impl Rt {
                 let mut content = item["Content"].as_str().unwrap_or("").to_owned();
                 if !content_type.starts_with("text/") {
                     // Binary parts read exactly from the single-attachment resource.
-                    let single = self.get(&format!("attachment/{}", id_string(&item["id"]))).await;
+                    let single = self
+                        .get(&format!("attachment/{}", id_string(&item["id"])))
+                        .await;
                     content = single["Content"].as_str().unwrap_or("").to_owned();
                 }
                 let bytes = base64::engine::general_purpose::STANDARD

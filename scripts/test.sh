@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Runs every test of the workspace, after setting up what the tests need:
+# - a real Request Tracker 5 on 127.0.0.1:8181 (installed from Debian's packages when missing,
+#   started when not running; see scripts/rt-setup.sh), whose URL and token land in
+#   target/rt-test.env for the tests;
+# - then lint (rustfmt, clippy -D warnings) and `cargo test --workspace`.
+# Needs root for the apt install and RT's configuration (as in CI).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+bash scripts/rt-setup.sh >/dev/null
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+cargo test --workspace --all-targets -- --test-threads 4
