@@ -239,8 +239,7 @@ impl ConnectorError {
     /// Classifies a transport error: timeouts and connection failures are retryable, a request
     /// that could not even be built is permanent.
     pub fn from_transport(err: &reqwest::Error, what: &str) -> Self {
-        // reqwest's Display never contains headers, so no credential can leak through it.
-        let reason = format!("{what}: {err}");
+        let reason = format!("{what}: {}", transport_reason(err));
         if err.is_builder() {
             ConnectorError::Permanent { reason }
         } else {
@@ -249,6 +248,33 @@ impl ConnectorError {
                 reason,
             }
         }
+    }
+}
+
+/// Describes a transport error **without its URL**: request URLs may carry a customer's phone
+/// number (a search query) and must not reach logs or dead-letter records.
+pub fn transport_reason(err: &reqwest::Error) -> String {
+    let kind = if err.is_timeout() {
+        "timed out"
+    } else if err.is_connect() {
+        "could not connect"
+    } else if err.is_body() || err.is_decode() {
+        "unreadable response"
+    } else if err.is_builder() {
+        "invalid request"
+    } else {
+        "request failed"
+    };
+    let mut detail = String::new();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        detail = cause.to_string();
+        source = cause.source();
+    }
+    if detail.is_empty() {
+        kind.to_owned()
+    } else {
+        format!("{kind} ({detail})")
     }
 }
 
@@ -376,6 +402,26 @@ mod tests {
         };
         assert_eq!(bsuid_only.display(), "OM.123");
         assert_eq!(bsuid_only.key(), "u:OM.123");
+    }
+
+    #[tokio::test]
+    async fn transport_errors_never_carry_the_url() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap_or(9);
+        let err = reqwest::Client::new()
+            .get(format!(
+                "http://127.0.0.1:{port}/REST/2.0/tickets?query=wa%2B96890000001"
+            ))
+            .send()
+            .await
+            .expect_err("nothing listens there");
+        let classified = ConnectorError::from_transport(&err, "rt: searching");
+        assert!(classified.is_retryable());
+        let text = classified.to_string();
+        assert!(!text.contains("96890000001") && !text.contains("REST"), "{text}");
+        assert!(text.contains("could not connect"), "{text}");
     }
 
     #[test]

@@ -230,7 +230,10 @@ impl GraphClient {
 
 fn transport(err: reqwest::Error) -> GraphError {
     GraphError::Retryable {
-        reason: format!("Graph API unreachable: {err}"),
+        reason: format!(
+            "Graph API unreachable: {}",
+            wabridge_connectors::transport_reason(&err)
+        ),
         retry_after: None,
     }
 }
