@@ -8,8 +8,10 @@
 //! show where the time goes.
 //!
 //! Environment: `BENCH_SECS` (10), `BENCH_WARMUP_SECS` (2), `BENCH_CONNECTIONS` (64),
-//! `BENCH_ROUNDS` (2), `BENCH_BODIES` (20000), `BENCH_FLUSH_SECS` (3, the flush-per-request
-//! scenario; 0 skips it), `BENCH_EXTRAS` (1; 0 skips the breakdown scenarios),
+//! `BENCH_ROUNDS` (2; 0 runs only the breakdown), `BENCH_BODIES` (20000), `BENCH_FLUSH_SECS`
+//! (3, the flush-per-request scenario; 0 skips it), `BENCH_FLUSH_CONNECTIONS` (0: same as
+//! `BENCH_CONNECTIONS`), `BENCH_FLUSH_ASYNC` (0; 1 flushes with sled's `flush_async()`, which
+//! can hang), `BENCH_EXTRAS` (1; 0 skips the other breakdown scenarios),
 //! `BENCH_SERVER_THREADS` (number of CPUs), `BENCH_CLIENT_THREADS` (2).
 
 use std::io;
@@ -45,6 +47,8 @@ struct Config {
     rounds: usize,
     bodies: usize,
     flush_secs: u64,
+    flush_connections: usize,
+    flush_async: bool,
     extras: bool,
     server_threads: usize,
     client_threads: usize,
@@ -67,9 +71,11 @@ impl Config {
             secs: env_or("BENCH_SECS", 10),
             warmup_secs: env_or("BENCH_WARMUP_SECS", 2),
             connections: env_or("BENCH_CONNECTIONS", 64).max(1),
-            rounds: env_or("BENCH_ROUNDS", 2).max(1),
+            rounds: env_or("BENCH_ROUNDS", 2),
             bodies: env_or("BENCH_BODIES", 20_000).max(1),
             flush_secs: env_or("BENCH_FLUSH_SECS", 3),
+            flush_connections: env_or("BENCH_FLUSH_CONNECTIONS", 0),
+            flush_async: env_or("BENCH_FLUSH_ASYNC", 0u8) != 0,
             extras: env_or("BENCH_EXTRAS", 1u8) != 0,
             server_threads: env_or("BENCH_SERVER_THREADS", cpus).max(1),
             client_threads: env_or("BENCH_CLIENT_THREADS", 2).max(1),
@@ -116,7 +122,10 @@ fn webhook_body(i: usize) -> Vec<u8> {
     let base = format!("Does it come in another color? (benchmark message {i})");
     let short = build(&base);
     let pad = BODY_BYTES.saturating_sub(short.len());
-    let text = format!("{base}{}", " Thanks, this is for a gift.".repeat(pad / 28 + 1));
+    let text = format!(
+        "{base}{}",
+        " Thanks, this is for a gift.".repeat(pad / 28 + 1)
+    );
     let text = &text[..base.len() + pad];
     build(text).into_bytes()
 }
@@ -171,9 +180,15 @@ impl Inbox for NoFlushInbox {
 }
 
 /// Inserts, then flushes sled itself: one flush per request, no group commit.
+///
+/// By default the flush is `db.flush()` on tokio's blocking pool, as the group-commit flusher
+/// does it. With `async_flush`, it is sled's own `flush_async()`, which in sled 0.34 can lose
+/// its wake-up when many are in flight at once (spacejam/sled#1308, #1241): requests then
+/// never get an answer.
 struct FlushPerRequestInbox {
     db: sled::Db,
     tree: sled::Tree,
+    async_flush: bool,
 }
 
 #[async_trait::async_trait]
@@ -181,7 +196,14 @@ impl Inbox for FlushPerRequestInbox {
     async fn accept(&self, raw: &[u8]) -> Result<(), StoreError> {
         let id = self.db.generate_id()?;
         self.tree.insert(id.to_be_bytes(), raw)?;
-        self.tree.flush_async().await?;
+        if self.async_flush {
+            self.tree.flush_async().await?;
+        } else {
+            let db = self.db.clone();
+            tokio::task::spawn_blocking(move || db.flush())
+                .await
+                .map_err(|err| StoreError::Flush(err.to_string()))??;
+        }
         Ok(())
     }
 }
@@ -236,14 +258,24 @@ fn serve(rt: &Runtime, app: Router) -> Server {
     })
 }
 
-fn shutdown(rt: &Runtime, server: Server) {
+/// Stops a server; returns false if its connections were still busy after `wait` and it
+/// had to be aborted (their requests then never got an answer).
+fn shutdown(rt: &Runtime, server: Server, wait: Duration) -> bool {
     let _ = server.stop.send(());
     rt.block_on(async {
-        tokio::time::timeout(Duration::from_secs(30), server.task)
-            .await
-            .expect("server did not stop")
-            .expect("server task");
-    });
+        let mut task = server.task;
+        match tokio::time::timeout(wait, &mut task).await {
+            Ok(joined) => {
+                joined.expect("server task");
+                true
+            }
+            Err(_) => {
+                task.abort();
+                let _ = task.await;
+                false
+            }
+        }
+    })
 }
 
 fn ingress(inbox: Arc<dyn Inbox>) -> (Router, Arc<Metrics>) {
@@ -274,7 +306,12 @@ struct WorkerResult {
     ok_total: u64,
     /// Every non-200 or transport error, warm-up included.
     errors_total: u64,
+    /// Requests still unanswered [`GRACE`] after the end (abandoned).
+    unfinished: u64,
 }
+
+/// How long after the end of a run in-flight requests may still take.
+const GRACE: Duration = Duration::from_secs(10);
 
 struct Conn {
     stream: TcpStream,
@@ -318,7 +355,9 @@ impl Conn {
                 return Ok(status);
             }
             if filled == self.buf.len() {
-                return Err(io::Error::other("response head larger than the read buffer"));
+                return Err(io::Error::other(
+                    "response head larger than the read buffer",
+                ));
             }
         }
     }
@@ -371,7 +410,12 @@ async fn worker(
         }
         let request = &requests[next % requests.len()];
         next += step;
-        let outcome = conn.roundtrip(request).await;
+        let Ok(outcome) =
+            tokio::time::timeout_at((end + GRACE).into(), conn.roundtrip(request)).await
+        else {
+            result.unfinished += 1;
+            break;
+        };
         let done = Instant::now();
         let measured = sent >= measure_from && done <= end;
         match outcome {
@@ -412,6 +456,7 @@ struct Outcome {
     errors: u64,
     ok_total: u64,
     errors_total: u64,
+    unfinished: u64,
     /// Server-side CPU (everything but the load generator's threads), in cores.
     server_cores: Option<f64>,
     /// Load generator CPU, in cores.
@@ -468,12 +513,13 @@ fn drive(
     });
     let cpu = sampler.join().expect("cpu sampler");
     let mut latencies = Vec::new();
-    let (mut errors, mut ok_total, mut errors_total) = (0, 0, 0);
+    let (mut errors, mut ok_total, mut errors_total, mut unfinished) = (0, 0, 0, 0);
     for r in results {
         latencies.extend(r.latencies);
         errors += r.errors;
         ok_total += r.ok_total;
         errors_total += r.errors_total;
+        unfinished += r.unfinished;
     }
     latencies.sort_unstable();
     let wall = secs.as_secs_f64();
@@ -496,6 +542,7 @@ fn drive(
         errors,
         ok_total,
         errors_total,
+        unfinished,
         server_cores,
         client_cores,
     }
@@ -584,23 +631,25 @@ fn fmt_cores(c: Option<f64>) -> String {
 fn print_table(title: &str, outcomes: &[&Outcome]) {
     println!("\n### {title}\n");
     println!(
-        "| scenario | requests/s | p50 | p99 | max | errors | server CPU (cores) | \
-         load-gen CPU (cores) | server CPU µs/request |"
+        "| scenario | requests/s | p50 | p99 | max | errors | unanswered at end+{}s | \
+         server CPU (cores) | load-gen CPU (cores) | server CPU µs/request |",
+        GRACE.as_secs()
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for o in outcomes {
         let per_request = o
             .server_cores
             .filter(|_| o.rps > 0.0)
             .map_or_else(|| "n/a".to_owned(), |c| format!("{:.1}", c / o.rps * 1e6));
         println!(
-            "| {} | {:.0} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} |",
             o.scenario,
             o.rps,
             fmt_ms(o.p50),
             fmt_ms(o.p99),
             fmt_ms(o.max),
             o.errors,
+            o.unfinished,
             fmt_cores(o.server_cores),
             fmt_cores(o.client_cores),
             per_request,
@@ -647,26 +696,34 @@ fn main() {
         .build()
         .expect("client runtime");
 
-    let run = |name: &str, app: Router, secs: Duration| {
+    let run_with = |name: &str, app: Router, secs: Duration, connections: usize| {
         let server = serve(&server_rt, app);
         let outcome = drive(
             &client_rt,
             name,
             server.addr,
             &requests,
-            config.connections,
+            connections,
             warmup,
             secs,
         );
-        shutdown(&server_rt, server);
+        if !shutdown(&server_rt, server, Duration::from_secs(30)) {
+            eprintln!("{name}: requests still in flight 30 s after the end; server aborted");
+        }
         outcome
     };
+    let run =
+        |name: &str, app: Router, secs: Duration| run_with(name, app, secs, config.connections);
 
     // Alternating rounds: baseline, wabridge, baseline, wabridge, ...
     let mut rounds = Vec::new();
     let mut store_checks = Vec::new();
     for round in 1..=config.rounds {
-        let baseline = run(&format!("baseline (bare axum 200), round {round}"), baseline_router(), secs);
+        let baseline = run(
+            &format!("baseline (bare axum 200), round {round}"),
+            baseline_router(),
+            secs,
+        );
         eprintln!("round {round}: baseline {:.0} req/s", baseline.rps);
 
         let dir = tempfile::tempdir().expect("tempdir");
@@ -688,13 +745,21 @@ fn main() {
     let mut extras = Vec::new();
     if config.extras {
         let (app, _) = ingress(Arc::new(NullInbox));
-        extras.push(run("ingress, signature check only (inbox does nothing)", app, secs));
+        extras.push(run(
+            "ingress, signature check only (inbox does nothing)",
+            app,
+            secs,
+        ));
         eprintln!("signature only: {:.0} req/s", extras[extras.len() - 1].rps);
 
         let dir = tempfile::tempdir().expect("tempdir");
         let (db, tree) = open_sled(dir.path());
         let (app, _) = ingress(Arc::new(NoFlushInbox { db, tree }));
-        extras.push(run("ingress + sled insert, no flush (not durable)", app, secs));
+        extras.push(run(
+            "ingress + sled insert, no flush (not durable)",
+            app,
+            secs,
+        ));
         eprintln!("no flush: {:.0} req/s", extras[extras.len() - 1].rps);
         drop(dir);
 
@@ -727,11 +792,29 @@ fn main() {
     if config.flush_secs > 0 {
         let dir = tempfile::tempdir().expect("tempdir");
         let (db, tree) = open_sled(dir.path());
-        let (app, _) = ingress(Arc::new(FlushPerRequestInbox { db, tree }));
-        let outcome = run(
-            "ingress + sled insert + flush per request (no group commit)",
+        let (app, _) = ingress(Arc::new(FlushPerRequestInbox {
+            db,
+            tree,
+            async_flush: config.flush_async,
+        }));
+        let connections = match config.flush_connections {
+            0 => config.connections,
+            n => n,
+        };
+        let outcome = run_with(
+            &format!(
+                "ingress + sled insert + {} per request (no group commit), \
+                 {connections} connections, {} s",
+                if config.flush_async {
+                    "`flush_async()`"
+                } else {
+                    "`db.flush()`"
+                },
+                config.flush_secs
+            ),
             app,
             Duration::from_secs(config.flush_secs),
+            connections,
         );
         eprintln!("flush per request: {:.0} req/s", outcome.rps);
         extras.push(outcome);
@@ -760,41 +843,49 @@ fn main() {
 
     // Report.
     let all: Vec<&Outcome> = rounds.iter().flat_map(|(b, w)| [b, w]).collect();
-    print_table("Rounds (alternating, same run, same machine)", &all);
+    if !rounds.is_empty() {
+        print_table("Rounds (alternating, same run, same machine)", &all);
 
-    println!("\n### Ratio wabridge / baseline\n");
-    println!("| round | baseline req/s | wabridge req/s | ratio | wabridge p50 | wabridge p99 |");
-    println!("|---|---:|---:|---:|---:|---:|");
-    let (mut base_sum, mut wab_sum) = (0.0, 0.0);
-    for (i, (b, w)) in rounds.iter().enumerate() {
-        base_sum += b.rps;
-        wab_sum += w.rps;
+        println!("\n### Ratio wabridge / baseline\n");
         println!(
-            "| {} | {:.0} | {:.0} | {:.2} | {} | {} |",
-            i + 1,
-            b.rps,
-            w.rps,
-            w.rps / b.rps,
-            fmt_ms(w.p50),
-            fmt_ms(w.p99)
+            "| round | baseline req/s | wabridge req/s | ratio | wabridge p50 | wabridge p99 |"
+        );
+        println!("|---|---:|---:|---:|---:|---:|");
+        let (mut base_sum, mut wab_sum) = (0.0, 0.0);
+        for (i, (b, w)) in rounds.iter().enumerate() {
+            base_sum += b.rps;
+            wab_sum += w.rps;
+            println!(
+                "| {} | {:.0} | {:.0} | {:.2} | {} | {} |",
+                i + 1,
+                b.rps,
+                w.rps,
+                w.rps / b.rps,
+                fmt_ms(w.p50),
+                fmt_ms(w.p99)
+            );
+        }
+        let worst_p99 = rounds.iter().map(|(_, w)| w.p99).max().unwrap_or_default();
+        let ratio = wab_sum / base_sum;
+        println!(
+            "| mean | {:.0} | {:.0} | **{:.2}** | | worst {} |",
+            base_sum / rounds.len() as f64,
+            wab_sum / rounds.len() as f64,
+            ratio,
+            fmt_ms(worst_p99)
+        );
+        println!(
+            "\nTargets: ratio ≥ 0.50 → {} ({:.2}); p99 < 10 ms → {} (worst round {}).",
+            if ratio >= 0.5 { "met" } else { "MISSED" },
+            ratio,
+            if worst_p99 < Duration::from_millis(10) {
+                "met"
+            } else {
+                "MISSED"
+            },
+            fmt_ms(worst_p99),
         );
     }
-    let worst_p99 = rounds.iter().map(|(_, w)| w.p99).max().unwrap_or_default();
-    let ratio = wab_sum / base_sum;
-    println!(
-        "| mean | {:.0} | {:.0} | **{:.2}** | | worst {} |",
-        base_sum / rounds.len() as f64,
-        wab_sum / rounds.len() as f64,
-        ratio,
-        fmt_ms(worst_p99)
-    );
-    println!(
-        "\nTargets: ratio ≥ 0.50 → {} ({:.2}); p99 < 10 ms → {} (worst round {}).",
-        if ratio >= 0.5 { "met" } else { "MISSED" },
-        ratio,
-        if worst_p99 < Duration::from_millis(10) { "met" } else { "MISSED" },
-        fmt_ms(worst_p99),
-    );
 
     if !extras.is_empty() {
         print_table(
@@ -803,9 +894,19 @@ fn main() {
         );
     }
     println!("\n### Single-thread micro-measurements (same body)\n");
-    println!("- `signature::verify` (HMAC-SHA256, {} bytes): {:.2} µs", body.len(), verify.as_secs_f64() * 1e6);
-    println!("- sled `generate_id` + `insert` (no flush): {:.2} µs", insert.as_secs_f64() * 1e6);
-    println!("- sled `insert` + `db.flush()` (one body per flush): {:.3} ms", flush.as_secs_f64() * 1e3);
+    println!(
+        "- `signature::verify` (HMAC-SHA256, {} bytes): {:.2} µs",
+        body.len(),
+        verify.as_secs_f64() * 1e6
+    );
+    println!(
+        "- sled `generate_id` + `insert` (no flush): {:.2} µs",
+        insert.as_secs_f64() * 1e6
+    );
+    println!(
+        "- sled `insert` + `db.flush()` (one body per flush): {:.3} ms",
+        flush.as_secs_f64() * 1e3
+    );
 
     println!("\n### Store check (wabridge scenario; the dispatcher is not running, the inbox only grows)\n");
     println!("| round | 200s received | metrics.accepted | store.inbox_len() | match |");
@@ -814,7 +915,10 @@ fn main() {
     for (round, acked, accepted, stored) in &store_checks {
         let ok = *acked == *accepted && *accepted as usize == *stored;
         all_match &= ok;
-        println!("| {round} | {acked} | {accepted} | {stored} | {} |", if ok { "yes" } else { "NO" });
+        println!(
+            "| {round} | {acked} | {accepted} | {stored} | {} |",
+            if ok { "yes" } else { "NO" }
+        );
     }
     let errors: u64 = rounds
         .iter()
@@ -822,6 +926,9 @@ fn main() {
         .sum::<u64>()
         + extras.iter().map(|o| o.errors_total).sum::<u64>();
     println!("\nNon-200 answers or transport errors, warm-up included: {errors}");
-    assert!(all_match, "the store does not hold exactly the acknowledged bodies");
+    assert!(
+        all_match,
+        "the store does not hold exactly the acknowledged bodies"
+    );
     assert_eq!(errors, 0, "some requests were not answered 200");
 }

@@ -12,4 +12,4 @@ bash scripts/rt-setup.sh >/dev/null
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
-cargo test --workspace --all-targets -- --test-threads 4
+cargo test --workspace -- --test-threads 4
