@@ -29,7 +29,7 @@ use tokio::runtime::Runtime;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use wabridge::ingress::{router, IngressState, Metrics};
-use wabridge::store::{GroupCommit, Inbox, Store, StoreError};
+use wabridge::store::{Inbox, Store, StoreError};
 use wabridge::whatsapp::signature;
 use wabridge_connectors::Secret;
 
@@ -205,23 +205,6 @@ impl Inbox for FlushPerRequestInbox {
                 .map_err(|err| StoreError::Flush(err.to_string()))??;
         }
         Ok(())
-    }
-}
-
-/// The same steps as `Store::accept` (id, insert, group-commit flush) with a `GroupCommit`
-/// the bench can see, to count flushes and so batch sizes.
-struct CountingGroupCommitInbox {
-    db: sled::Db,
-    tree: sled::Tree,
-    commit: GroupCommit,
-}
-
-#[async_trait::async_trait]
-impl Inbox for CountingGroupCommitInbox {
-    async fn accept(&self, raw: &[u8]) -> Result<(), StoreError> {
-        let id = self.db.generate_id()?;
-        self.tree.insert(id.to_be_bytes(), raw)?;
-        self.commit.flush().await
     }
 }
 
@@ -732,7 +715,15 @@ fn main() {
             Store::open(dir.path()).expect("open store")
         };
         let (app, metrics) = ingress(Arc::new(store.clone()));
-        let wabridge = run(&format!("wabridge ingress, round {round}"), app, secs);
+        let flushes_before = store.flush_count();
+        let mut wabridge = run(&format!("wabridge ingress, round {round}"), app, secs);
+        let flushes = store.flush_count() - flushes_before;
+        wabridge.scenario = format!(
+            "{} ({} group commits, mean {:.1} bodies each)",
+            wabridge.scenario,
+            flushes,
+            wabridge.ok_total as f64 / flushes.max(1) as f64
+        );
         eprintln!("round {round}: wabridge {:.0} req/s", wabridge.rps);
         let stored = store.inbox_len();
         let accepted = metrics.accepted.load(std::sync::atomic::Ordering::Relaxed);
@@ -761,32 +752,6 @@ fn main() {
             secs,
         ));
         eprintln!("no flush: {:.0} req/s", extras[extras.len() - 1].rps);
-        drop(dir);
-
-        let dir = tempfile::tempdir().expect("tempdir");
-        let (db, tree) = open_sled(dir.path());
-        let commit = {
-            let _guard = server_rt.enter();
-            GroupCommit::start(db.clone())
-        };
-        let counter = commit.clone();
-        let (app, _) = ingress(Arc::new(CountingGroupCommitInbox { db, tree, commit }));
-        let flushes_before = counter.flush_count();
-        let mut outcome = run(
-            "ingress + sled insert + group commit (bench copy of Store::accept)",
-            app,
-            secs,
-        );
-        let flushes = counter.flush_count() - flushes_before;
-        let acks = outcome.ok_total as f64;
-        outcome.scenario = format!(
-            "{} — {} flushes, mean batch {:.1}",
-            outcome.scenario,
-            flushes,
-            acks / flushes.max(1) as f64
-        );
-        eprintln!("counting group commit: {:.0} req/s", outcome.rps);
-        extras.push(outcome);
         drop(dir);
     }
     if config.flush_secs > 0 {

@@ -420,7 +420,10 @@ mod tests {
         let classified = ConnectorError::from_transport(&err, "rt: searching");
         assert!(classified.is_retryable());
         let text = classified.to_string();
-        assert!(!text.contains("96890000001") && !text.contains("REST"), "{text}");
+        assert!(
+            !text.contains("96890000001") && !text.contains("REST"),
+            "{text}"
+        );
         assert!(text.contains("could not connect"), "{text}");
     }
 

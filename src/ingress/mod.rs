@@ -9,9 +9,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Query, Request, State};
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
@@ -47,18 +46,31 @@ pub struct IngressState {
     pub metrics: Arc<Metrics>,
 }
 
+/// What the routes use, prepared once (keyed signature states) and shared.
+struct Shared {
+    verifier: signature::Verifier,
+    verify_token: Secret,
+    inbox: Arc<dyn Inbox>,
+    metrics: Arc<Metrics>,
+}
+
 /// The public router.
 pub fn router(state: IngressState) -> Router {
+    let shared = Arc::new(Shared {
+        verifier: signature::Verifier::new(&state.secrets),
+        verify_token: state.verify_token,
+        inbox: state.inbox,
+        metrics: state.metrics,
+    });
     Router::new()
         .route("/webhooks/whatsapp", get(handshake).post(receive))
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(state)
+        .with_state(shared)
 }
 
 async fn handshake(
-    State(state): State<IngressState>,
+    State(state): State<Arc<Shared>>,
     Query(query): Query<HashMap<String, String>>,
 ) -> impl IntoResponse {
     let mode = query.get("hub.mode").map(String::as_str);
@@ -79,13 +91,15 @@ async fn handshake(
     }
 }
 
-async fn receive(
-    State(state): State<IngressState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> impl IntoResponse {
-    let header = headers.get(signature::HEADER).map(|v| v.as_bytes());
-    if let Err(err) = signature::verify(&state.secrets, header, &body) {
+async fn receive(State(state): State<Arc<Shared>>, request: Request) -> impl IntoResponse {
+    // The whole request, not the header-map and body extractors: no copy of the headers.
+    let (parts, body) = request.into_parts();
+    let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(body) => body,
+        Err(_) => return (StatusCode::PAYLOAD_TOO_LARGE, "body over 3 MiB"),
+    };
+    let header = parts.headers.get(signature::HEADER).map(|v| v.as_bytes());
+    if let Err(err) = state.verifier.verify(header, &body) {
         state
             .metrics
             .rejected_signature
@@ -106,7 +120,7 @@ async fn receive(
     }
 }
 
-async fn metrics(State(state): State<IngressState>) -> String {
+async fn metrics(State(state): State<Arc<Shared>>) -> String {
     let m = &state.metrics;
     format!(
         "# TYPE wabridge_webhooks_accepted_total counter\nwabridge_webhooks_accepted_total {}\n\

@@ -305,7 +305,7 @@ impl JobQueue for Store {
             *per_destination.entry(destination).or_default() += 1;
         }
         Ok(Stats {
-            inbox: self.inbox.len(),
+            inbox: self.inbox_len(),
             jobs: self.jobs.len(),
             queues: heads.len(),
             waiting_retry: heads
@@ -482,10 +482,10 @@ mod tests {
             else {
                 panic!("expected retry")
             };
-            store.durable().await.expect("flush");
+            store.close().await.expect("close");
             at
         };
-        let store = Store::open(dir.path()).expect("reopen");
+        let store = crate::store::tests::reopen(dir.path()).await;
         let head = store.heads().expect("heads").remove(0);
         assert_eq!(head.record.attempts, 1);
         assert_eq!(head.record.next_attempt_at, at);

@@ -1,80 +1,158 @@
-//! Group commit: many writers, one flush.
+//! Group commit: many writers, one write and one flush.
 //!
-//! A writer inserts, then calls [`GroupCommit::flush`]. A single flusher task takes every
-//! waiter queued so far, runs one `flush`, and answers them all. A waiter registered while a
-//! flush runs waits for the next one, so every answered waiter's write preceded its flush.
+//! Ingress hands each signed body to the committer task and waits. The committer takes every
+//! body queued so far, writes them as **one** inbox record (a batch), runs **one** flush, and
+//! answers them all; bodies that arrive meanwhile form the next batch. So both the sled write
+//! and the flush are paid once per batch, not once per request, and every answered body was
+//! written before the flush that covered it. A flush error is fatal: the daemon stops rather
+//! than acknowledge what may not be on disk.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify};
 
-use super::StoreError;
+use super::{batch, StoreError};
 
-/// A flush request: the database to flush (a clone, so the flusher holds none between
-/// flushes and dropping every `Store` closes the database) and where to answer.
-type Waiter = (sled::Db, oneshot::Sender<Result<(), String>>);
+/// Largest batch, in bytes of bodies, written as one inbox record.
+const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
+/// Largest batch, in bodies.
+const MAX_BATCH_BODIES: usize = 1024;
 
-/// Handle to the flusher task.
+type Reply = oneshot::Sender<Result<(), String>>;
+
+enum Request {
+    /// Store this body durably.
+    Append(Vec<u8>, Reply),
+    /// Answer once everything written before this request is on disk.
+    Flush(Reply),
+    /// Flush, answer, and stop (releasing the database).
+    Close(Reply),
+}
+
+/// Handle to the committer task.
 #[derive(Clone)]
 pub struct GroupCommit {
-    waiters: mpsc::UnboundedSender<Waiter>,
+    requests: mpsc::UnboundedSender<Request>,
     flushes: Arc<AtomicU64>,
-    db: sled::Db,
 }
 
 impl GroupCommit {
-    /// Starts the flusher for `db` on the current tokio runtime.
-    pub fn start(db: sled::Db) -> GroupCommit {
-        let (tx, mut rx) = mpsc::unbounded_channel::<Waiter>();
+    /// Starts the committer for `inbox` of `db` on the current tokio runtime; `landed` is
+    /// woken after each batch reaches the disk.
+    pub fn start(db: sled::Db, inbox: sled::Tree, landed: Arc<Notify>) -> GroupCommit {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Request>();
         let flushes = Arc::new(AtomicU64::new(0));
         let counter = flushes.clone();
         tokio::spawn(async move {
-            let mut batch = Vec::new();
-            while let Some((db, first)) = rx.recv().await {
-                batch.push(first);
-                while let Ok((_, next)) = rx.try_recv() {
-                    batch.push(next);
-                }
-                let result = match tokio::task::spawn_blocking(move || db.flush()).await {
-                    Ok(Ok(_)) => Ok(()),
-                    Ok(Err(err)) => Err(err.to_string()),
-                    Err(err) => Err(err.to_string()),
+            let mut carried: Option<Request> = None;
+            loop {
+                let first = match carried.take() {
+                    Some(request) => request,
+                    None => match rx.recv().await {
+                        Some(request) => request,
+                        None => return,
+                    },
                 };
+                let mut bodies: Vec<Vec<u8>> = Vec::new();
+                let mut bytes = 0;
+                let mut replies: Vec<Reply> = Vec::new();
+                let mut close: Option<Reply> = None;
+                let mut next = Some(first);
+                while let Some(request) = next.take() {
+                    match request {
+                        Request::Append(body, reply) => {
+                            let full = !bodies.is_empty()
+                                && (bytes + body.len() > MAX_BATCH_BYTES
+                                    || bodies.len() >= MAX_BATCH_BODIES);
+                            if full {
+                                carried = Some(Request::Append(body, reply));
+                                break;
+                            }
+                            bytes += body.len();
+                            bodies.push(body);
+                            replies.push(reply);
+                        }
+                        Request::Flush(reply) => replies.push(reply),
+                        Request::Close(reply) => {
+                            close = Some(reply);
+                            break;
+                        }
+                    }
+                    next = rx.try_recv().ok();
+                }
+                let wrote = !bodies.is_empty();
+                let db_for_flush = db.clone();
+                let inbox_for_write = inbox.clone();
+                let result = tokio::task::spawn_blocking(move || -> Result<(), String> {
+                    if !bodies.is_empty() {
+                        let id = db_for_flush.generate_id().map_err(|e| e.to_string())?;
+                        inbox_for_write
+                            .insert(id.to_be_bytes(), batch::encode(&bodies))
+                            .map_err(|e| e.to_string())?;
+                        crate::failpoint::hit("after_commit_before_flush");
+                    }
+                    db_for_flush.flush().map(|_| ()).map_err(|e| e.to_string())
+                })
+                .await
+                .unwrap_or_else(|err| Err(err.to_string()));
                 counter.fetch_add(1, Ordering::Relaxed);
                 if let Err(err) = &result {
                     // Durability is lost: stop loudly rather than acknowledge anything more.
-                    tracing::error!(error = %err, "Flush to disk failed; stopping.");
+                    tracing::error!(error = %err, "Write or flush to disk failed; stopping.");
                 }
-                for waiter in batch.drain(..) {
-                    let _ = waiter.send(result.clone());
+                for reply in replies {
+                    let _ = reply.send(result.clone());
                 }
                 if result.is_err() {
                     std::process::exit(74);
                 }
+                if wrote {
+                    landed.notify_one();
+                }
+                if let Some(reply) = close {
+                    // Release the database before answering, so the caller may reopen it.
+                    drop(db);
+                    drop(inbox);
+                    let _ = reply.send(Ok(()));
+                    return;
+                }
             }
         });
         GroupCommit {
-            waiters: tx,
+            requests: tx,
             flushes,
-            db,
         }
     }
 
-    /// Returns once a flush that started after this call has completed.
-    pub async fn flush(&self) -> Result<(), StoreError> {
+    async fn call(&self, make: impl FnOnce(Reply) -> Request) -> Result<(), StoreError> {
         let (tx, rx) = oneshot::channel();
-        self.waiters
-            .send((self.db.clone(), tx))
-            .map_err(|_| StoreError::Flush("the flusher has stopped".into()))?;
+        self.requests
+            .send(make(tx))
+            .map_err(|_| StoreError::Flush("the committer has stopped".into()))?;
         match rx.await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(err)) => Err(StoreError::Flush(err)),
-            Err(_) => Err(StoreError::Flush("the flusher has stopped".into())),
+            Err(_) => Err(StoreError::Flush("the committer has stopped".into())),
         }
     }
 
-    /// Flushes done so far (tests and metrics).
+    /// Stores `body` in the inbox; returns once it is on disk.
+    pub async fn append(&self, body: Vec<u8>) -> Result<(), StoreError> {
+        self.call(|reply| Request::Append(body, reply)).await
+    }
+
+    /// Returns once everything written before this call is on disk.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.call(Request::Flush).await
+    }
+
+    /// Flushes and stops the committer, so the database can be closed and reopened.
+    pub async fn close(&self) -> Result<(), StoreError> {
+        self.call(Request::Close).await
+    }
+
+    /// Flushes done so far (tests, benchmarks, metrics).
     pub fn flush_count(&self) -> u64 {
         self.flushes.load(Ordering::Relaxed)
     }

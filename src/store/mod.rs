@@ -7,6 +7,7 @@
 //! - Every state change that spans trees is one sled transaction with no I/O inside.
 //! - Keys are big-endian ids, so iteration order is arrival order.
 
+pub mod batch;
 mod group_commit;
 mod records;
 
@@ -21,7 +22,8 @@ pub use records::{DeadLetter, Quarantined, StatusRecord, UpdateRecord};
 
 /// sled tree names, in one place.
 pub mod trees {
-    /// Signed webhook bodies not yet dispatched: `u64 id` → raw bytes.
+    /// Signed webhook bodies not yet dispatched: `u64 id` → the bodies of one group commit
+    /// (see [`super::batch`]).
     pub const INBOX: &str = "inbox";
     /// Bodies that could not be parsed: `u64 id` → [`super::Quarantined`].
     pub const QUARANTINE: &str = "quarantine";
@@ -120,8 +122,12 @@ impl Store {
                 other => StoreError::Sled(other),
             })?;
         let tree = |name: &str| db.open_tree(name);
+        let inbox = tree(trees::INBOX)?;
+        let inbox_signal = Arc::new(Notify::new());
         Ok(Store {
-            inbox: tree(trees::INBOX)?,
+            commit: GroupCommit::start(db.clone(), inbox.clone(), inbox_signal.clone()),
+            inbox_signal,
+            inbox,
             quarantine: tree(trees::QUARANTINE)?,
             seen: tree(trees::SEEN)?,
             jobs: tree(trees::JOBS)?,
@@ -129,8 +135,6 @@ impl Store {
             links: tree(trees::LINKS)?,
             statuses: tree(trees::STATUSES)?,
             updates: tree(trees::UPDATES)?,
-            commit: GroupCommit::start(db.clone()),
-            inbox_signal: Arc::new(Notify::new()),
             db,
         })
     }
@@ -143,6 +147,17 @@ impl Store {
     /// Waits until everything written so far is on disk (group commit).
     pub async fn durable(&self) -> Result<(), StoreError> {
         self.commit.flush().await
+    }
+
+    /// Flushes and stops the committer; once every clone is dropped the directory can be
+    /// opened again (tests, orderly shutdown).
+    pub async fn close(self) -> Result<(), StoreError> {
+        self.commit.close().await
+    }
+
+    /// Group-commit flushes so far.
+    pub fn flush_count(&self) -> u64 {
+        self.commit.flush_count()
     }
 
     /// The ticket recorded for a conversation in a destination.
@@ -182,19 +197,19 @@ impl Store {
 
     /// Bodies accepted but not dispatched yet.
     pub fn inbox_len(&self) -> usize {
-        self.inbox.len()
+        self.inbox
+            .iter()
+            .values()
+            .filter_map(Result::ok)
+            .map(|record| batch::count(&record))
+            .sum()
     }
 }
 
 #[async_trait::async_trait]
 impl Inbox for Store {
     async fn accept(&self, raw: &[u8]) -> Result<(), StoreError> {
-        let id = self.next_id()?;
-        self.inbox.insert(id.to_be_bytes(), raw)?;
-        crate::failpoint::hit("after_commit_before_flush");
-        self.durable().await?;
-        self.inbox_signal.notify_one();
-        Ok(())
+        self.commit.append(raw.to_vec()).await
     }
 }
 
@@ -230,8 +245,23 @@ pub fn encode<T: Serialize>(record: &T) -> Result<Vec<u8>, StoreError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// Opens a store again after it was closed in this process. sled's background I/O threads
+    /// may hold the directory lock for a moment after the last handle is dropped.
+    pub(crate) async fn reopen(path: &Path) -> Store {
+        for _ in 0..100 {
+            match Store::open(path) {
+                Ok(store) => return store,
+                Err(StoreError::Locked(_)) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await
+                }
+                Err(err) => panic!("reopen: {err}"),
+            }
+        }
+        panic!("the store stayed locked after close");
+    }
 
     #[tokio::test]
     async fn accepted_body_is_in_the_inbox_after_reopen() {
@@ -239,16 +269,17 @@ mod tests {
         {
             let store = Store::open(dir.path()).expect("open");
             store.accept(b"{\"a\":1}").await.expect("accept");
+            store.close().await.expect("close");
         }
-        let store = Store::open(dir.path()).expect("reopen");
-        let bodies: Vec<_> = store
+        let store = crate::store::tests::reopen(dir.path()).await;
+        let records: Vec<_> = store
             .inbox
             .iter()
             .values()
             .map(|v| v.expect("value"))
             .collect();
-        assert_eq!(bodies.len(), 1);
-        assert_eq!(&bodies[0][..], b"{\"a\":1}");
+        assert_eq!(records.len(), 1);
+        assert_eq!(batch::decode(&records[0]), Some(vec![&b"{\"a\":1}"[..]]));
     }
 
     #[tokio::test]
@@ -266,6 +297,11 @@ mod tests {
             task.await.expect("join").expect("accept");
         }
         assert_eq!(store.inbox_len(), 200);
+        assert!(
+            store.inbox.len() < 200,
+            "bodies that waited together share one inbox record, saw {}",
+            store.inbox.len()
+        );
         assert!(
             store.commit.flush_count() < 200,
             "group commit should batch flushes, saw {}",

@@ -1,7 +1,7 @@
 //! The dispatcher: turns accepted webhook bodies into work.
 //!
-//! Each inbox body is handled in one transaction: removed from the inbox and either
-//! quarantined (unparseable) or split into events — messages become one job per destination
+//! Each inbox record (the bodies of one group commit) is handled in one transaction: removed
+//! from the inbox, each body either quarantined (unparseable) or split into events — messages become one job per destination
 //! (deduplicated by wamid), statuses update the status tree (deduplicated by id and status,
 //! never moving backwards), other updates are recorded. A crash before the transaction leaves
 //! the body in the inbox; after it, everything is there: nothing is lost or done twice.
@@ -14,7 +14,7 @@ use sled::Transactional;
 use wabridge_connectors::Conversation;
 
 use crate::queue::{JobKey, NewJob};
-use crate::store::{encode, Quarantined, StatusRecord, Store, StoreError, UpdateRecord};
+use crate::store::{batch, encode, Quarantined, StatusRecord, Store, StoreError, UpdateRecord};
 use crate::whatsapp::model::{self, Event};
 
 /// What a job asks a worker to do.
@@ -45,22 +45,21 @@ pub struct Drained {
     pub duplicates: usize,
 }
 
-/// Dispatches every body in the inbox, then flushes once.
+/// Dispatches every record in the inbox, then flushes once.
 pub async fn drain(store: &Store, destinations: &[String]) -> Result<Drained, StoreError> {
     let mut drained = Drained::default();
     loop {
-        let batch: Vec<(u64, Vec<u8>)> = store
+        let records: Vec<(u64, Vec<u8>)> = store
             .inbox
             .iter()
-            .take(256)
+            .take(64)
             .map(|item| item.map(|(k, v)| (crate::store::id_of(&k), v.to_vec())))
             .collect::<Result<_, _>>()?;
-        if batch.is_empty() {
+        if records.is_empty() {
             break;
         }
-        for (id, raw) in batch {
-            dispatch_one(store, destinations, id, &raw, Utc::now(), &mut drained)?;
-            drained.bodies += 1;
+        for (id, record) in records {
+            dispatch_record(store, destinations, id, &record, Utc::now(), &mut drained)?;
         }
     }
     if drained.bodies > 0 {
@@ -71,54 +70,84 @@ pub async fn drain(store: &Store, destinations: &[String]) -> Result<Drained, St
     Ok(drained)
 }
 
-fn dispatch_one(
+/// What one body of a record became.
+enum Parsed<'a> {
+    Events(Vec<Event>),
+    Quarantine { raw: &'a [u8], reason: String },
+}
+
+/// Dispatches one inbox record (the bodies of one group commit) in one transaction.
+fn dispatch_record(
     store: &Store,
     destinations: &[String],
-    id: u64,
-    raw: &[u8],
+    record_id: u64,
+    record: &[u8],
     now: DateTime<Utc>,
     drained: &mut Drained,
 ) -> Result<(), StoreError> {
-    let key = id.to_be_bytes();
-    let envelope = match model::parse(raw) {
-        Ok(envelope) => envelope,
-        Err(err) => {
-            tracing::warn!(inbox_id = id, error = %err, "Webhook body quarantined: it could not be parsed.");
-            let record = encode(&Quarantined {
-                received_at: now,
-                reason: err.to_string(),
-                body: String::from_utf8_lossy(raw).into_owned(),
-                body_base64: base64::engine::general_purpose::STANDARD.encode(raw),
-            })?;
-            (&store.inbox, &store.quarantine).transaction(|(inbox, quarantine)| {
-                inbox.remove(&key)?;
-                quarantine.insert(&key, record.clone())?;
-                Ok::<_, ConflictableTransactionError<StoreError>>(())
-            })?;
-            drained.quarantined += 1;
-            return Ok(());
-        }
+    let record_key = record_id.to_be_bytes();
+    let parsed: Vec<Parsed> = match batch::decode(record) {
+        Some(bodies) => bodies
+            .into_iter()
+            .map(|raw| match model::parse(raw) {
+                Ok(envelope) => Parsed::Events(envelope.events()),
+                Err(err) => Parsed::Quarantine {
+                    raw,
+                    reason: err.to_string(),
+                },
+            })
+            .collect(),
+        // Not a record this version wrote: keep it whole rather than guess.
+        None => vec![Parsed::Quarantine {
+            raw: record,
+            reason: "inbox record is not in the batch format".into(),
+        }],
     };
-    let events = envelope.events();
+    let mut quarantine_records = Vec::new();
+    for (index, body) in parsed.iter().enumerate() {
+        if let Parsed::Quarantine { raw, reason } = body {
+            tracing::warn!(inbox_record = record_id, body = index, error = %reason, "Webhook body quarantined: it could not be parsed.");
+            let key = (record_id << 24) | (index as u64 & 0xff_ffff);
+            quarantine_records.push((
+                key.to_be_bytes(),
+                encode(&Quarantined {
+                    received_at: now,
+                    reason: reason.clone(),
+                    body: String::from_utf8_lossy(raw).into_owned(),
+                    body_base64: base64::engine::general_purpose::STANDARD.encode(raw),
+                })?,
+            ));
+        }
+    }
     let (jobs, duplicates) = (
         &store.inbox,
         &store.seen,
         &store.jobs,
         &store.statuses,
         &store.updates,
+        &store.quarantine,
     )
-        .transaction(|(inbox, seen, jobs, statuses, updates)| {
-            inbox.remove(&key)?;
+        .transaction(|(inbox, seen, jobs, statuses, updates, quarantine)| {
+            inbox.remove(&record_key)?;
+            for (key, value) in &quarantine_records {
+                quarantine.insert(key, value.clone())?;
+            }
             let mut created = Vec::new();
             let mut duplicates = 0;
-            for (index, event) in events.iter().enumerate() {
-                let sequence = (id << 16) | (index as u64 & 0xffff);
+            // Arrival order inside the record: record id, then a running event counter.
+            let mut sequence = record_id << 24;
+            let events = parsed.iter().filter_map(|body| match body {
+                Parsed::Events(events) => Some(events),
+                Parsed::Quarantine { .. } => None,
+            });
+            for event in events.flatten() {
+                sequence += 1;
                 match event {
                     Event::Message {
                         conversation,
                         message,
                     } => {
-                        if !first_time(seen, &message.dedupe_key(), &key)? {
+                        if !first_time(seen, &message.dedupe_key(), &record_key)? {
                             duplicates += 1;
                             continue;
                         }
@@ -140,7 +169,7 @@ fn dispatch_one(
                         }
                     }
                     Event::Status { status, .. } => {
-                        if !first_time(seen, &status.dedupe_key(), &key)? {
+                        if !first_time(seen, &status.dedupe_key(), &record_key)? {
                             duplicates += 1;
                             continue;
                         }
@@ -161,6 +190,8 @@ fn dispatch_one(
             }
             Ok::<_, ConflictableTransactionError<StoreError>>((created, duplicates))
         })?;
+    drained.bodies += parsed.len();
+    drained.quarantined += quarantine_records.len();
     drained.jobs.extend(jobs);
     drained.duplicates += duplicates;
     Ok(())

@@ -207,9 +207,8 @@ impl GraphClient {
         }
         if let Some(expected) = sha256_base64 {
             use base64::Engine;
-            use sha2::Digest;
-            let actual =
-                base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(&data));
+            let digest = ring::digest::digest(&ring::digest::SHA256, &data);
+            let actual = base64::engine::general_purpose::STANDARD.encode(digest.as_ref());
             if actual != expected.trim() {
                 return Err(GraphError::Retryable {
                     reason: "downloaded media does not match the announced sha256".into(),
