@@ -72,6 +72,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         graph,
         config.queue.retry_policy(),
         config.queue.workers,
+        Duration::from_secs(config.queue.recovery_grace_secs),
     );
 
     let public = tokio::net::TcpListener::bind(&config.server.listen)

@@ -131,6 +131,11 @@ pub struct QueueConfig {
     /// Hours after its first attempt when a still-failing job goes to the dead letters.
     #[serde(default = "QueueConfig::default_max_age_hours")]
     pub max_age_hours: u64,
+    /// Seconds that jobs found at start-up (left by a previous process, maybe mid-request)
+    /// wait before their first attempt, so a request the previous process had in flight has
+    /// finished remotely before wabridge looks up whether it took effect.
+    #[serde(default = "QueueConfig::default_recovery_grace_secs")]
+    pub recovery_grace_secs: u64,
 }
 
 impl QueueConfig {
@@ -148,6 +153,9 @@ impl QueueConfig {
     }
     fn default_max_age_hours() -> u64 {
         72
+    }
+    fn default_recovery_grace_secs() -> u64 {
+        30
     }
 
     /// The retry schedule these settings describe.
@@ -169,6 +177,7 @@ impl Default for QueueConfig {
             max_backoff_secs: Self::default_max_backoff_secs(),
             max_attempts: Self::default_max_attempts(),
             max_age_hours: Self::default_max_age_hours(),
+            recovery_grace_secs: Self::default_recovery_grace_secs(),
         }
     }
 }

@@ -237,19 +237,25 @@ impl ConnectorError {
     }
 
     /// Classifies a transport error: timeouts and connection failures are retryable, a request
-    /// that could not even be built is permanent.
+    /// that could not even be built is permanent. After a timeout the outcome is unknown (the
+    /// system may still be working on the request), so the retry — which looks up first —
+    /// waits [`UNKNOWN_OUTCOME_WAIT`] to let it finish.
     pub fn from_transport(err: &reqwest::Error, what: &str) -> Self {
         let reason = format!("{what}: {}", transport_reason(err));
         if err.is_builder() {
             ConnectorError::Permanent { reason }
         } else {
             ConnectorError::Retryable {
-                retry_after: None,
+                retry_after: err.is_timeout().then_some(UNKNOWN_OUTCOME_WAIT),
                 reason,
             }
         }
     }
 }
+
+/// How long to wait before retrying a request that timed out: it may still be completing on
+/// the other side, and the retry's lookup must not run before it has.
+pub const UNKNOWN_OUTCOME_WAIT: Duration = Duration::from_secs(30);
 
 /// Describes a transport error **without its URL**: request URLs may carry a customer's phone
 /// number (a search query) and must not reach logs or dead-letter records.

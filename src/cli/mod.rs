@@ -270,27 +270,17 @@ pub async fn simulate(
     }
     use rand::Rng;
     let nonce: u64 = rand::thread_rng().gen();
-    let body = serde_json::json!({
-        "object": "whatsapp_business_account",
-        "entry": [{
-            "id": "0",
-            "changes": [{
-                "field": "messages",
-                "value": {
-                    "messaging_product": "whatsapp",
-                    "metadata": { "display_phone_number": "15550000000", "phone_number_id": phone_number_id },
-                    "contacts": [{ "profile": { "name": name }, "wa_id": digits }],
-                    "messages": [{
-                        "from": digits,
-                        "id": format!("wamid.SIMULATED{nonce:016X}"),
-                        "timestamp": chrono::Utc::now().timestamp().to_string(),
-                        "type": "text",
-                        "text": { "body": text }
-                    }]
-                }
-            }]
-        }]
-    });
+    let body = crate::whatsapp::message_webhook(
+        phone_number_id,
+        &digits,
+        name,
+        serde_json::json!({
+            "id": format!("wamid.SIMULATED{nonce:016X}"),
+            "timestamp": chrono::Utc::now().timestamp().to_string(),
+            "type": "text",
+            "text": { "body": text }
+        }),
+    );
     let raw = serde_json::to_vec(&body)?;
     let secret = config
         .whatsapp

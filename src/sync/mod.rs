@@ -9,7 +9,9 @@
 //! process, cannot have reached the remote system before; every other attempt — a retry, or
 //! any job found at start-up — is flagged `maybe_delivered`, and the connector looks up before
 //! writing. That is how a crash between "written remotely" and "recorded here" is repaired by
-//! lookup instead of a duplicate.
+//! lookup instead of a duplicate. So that the lookup does not race a request the dead process
+//! still had in flight (the remote system may finish it after we died), jobs found at start-up
+//! wait `queue.recovery_grace_secs` before their first attempt.
 
 pub mod dispatch;
 
@@ -45,6 +47,10 @@ pub struct Runner {
     graph: GraphClient,
     policy: RetryPolicy,
     workers: usize,
+    /// Until then, jobs this process did not create wait: a request a previous process had
+    /// in flight when it died may still be completing remotely, and looking up before it has
+    /// would miss it and write a duplicate.
+    recovery_until: chrono::DateTime<Utc>,
     /// Jobs created and flushed by this process and never attempted.
     fresh: Mutex<HashSet<JobKey>>,
     /// Woken when jobs are added or replayed.
@@ -59,6 +65,7 @@ impl Runner {
         graph: GraphClient,
         policy: RetryPolicy,
         workers: usize,
+        recovery_grace: Duration,
     ) -> Arc<Runner> {
         Arc::new(Runner {
             store,
@@ -66,6 +73,8 @@ impl Runner {
             graph,
             policy,
             workers: workers.max(1),
+            recovery_until: Utc::now()
+                + chrono::Duration::from_std(recovery_grace).unwrap_or(chrono::Duration::zero()),
             fresh: Mutex::new(HashSet::new()),
             wake: Arc::new(Notify::new()),
         })
@@ -85,6 +94,10 @@ impl Runner {
             fresh.extend(keys);
         }
         self.wake.notify_one();
+    }
+
+    fn is_fresh(&self, key: &JobKey) -> bool {
+        self.fresh.lock().map(|f| f.contains(key)).unwrap_or(false)
     }
 
     /// Moves inbox bodies into jobs until shutdown.
@@ -144,9 +157,12 @@ impl Runner {
                         if in_flight.values().any(|q| *q == queue) {
                             continue;
                         }
-                        if job.record.next_attempt_at > now {
-                            let at = job.record.next_attempt_at;
-                            next_due = Some(next_due.map_or(at, |d| d.min(at)));
+                        let mut due = job.record.next_attempt_at;
+                        if now < self.recovery_until && !self.is_fresh(&job.key) {
+                            due = due.max(self.recovery_until);
+                        }
+                        if due > now {
+                            next_due = Some(next_due.map_or(due, |d| d.min(due)));
                             continue;
                         }
                         let runner = self.clone();

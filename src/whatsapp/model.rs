@@ -1748,14 +1748,16 @@ mod flex_f64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use serde_json::json;
     use std::path::{Path, PathBuf};
 
-    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/whatsapp");
+    pub(crate) const FIXTURES: &str =
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/whatsapp");
 
-    fn fixture(name: &str) -> Envelope {
+    /// Parses a fixture file (path relative to `tests/fixtures/whatsapp`).
+    pub(crate) fn fixture(name: &str) -> Envelope {
         let path = Path::new(FIXTURES).join(name);
         let raw = std::fs::read(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
         parse(&raw).unwrap_or_else(|err| panic!("{}: {err}", path.display()))

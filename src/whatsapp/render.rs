@@ -420,13 +420,7 @@ mod tests {
     use serde_json::json;
     use std::path::Path;
 
-    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/whatsapp");
-
-    fn fixture(name: &str) -> Envelope {
-        let path = Path::new(FIXTURES).join(name);
-        let raw = std::fs::read(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
-        parse(&raw).unwrap_or_else(|err| panic!("{}: {err}", path.display()))
-    }
+    use super::super::model::tests::{fixture, FIXTURES};
 
     fn messages_of(envelope: &Envelope) -> Vec<Message> {
         envelope

@@ -89,6 +89,7 @@ workers = 4
 initial_backoff_ms = 200
 max_backoff_secs = 2
 max_attempts = 1000
+recovery_grace_secs = 5
 
 [admin]
 listen = "127.0.0.1:{admin}"
@@ -315,25 +316,11 @@ fn http_ok(url: &str) -> std::io::Result<bool> {
 
 /// A text-message webhook, as Meta sends it.
 pub fn text_webhook(from: &str, name: &str, wamid: &str, timestamp: i64, body: &str) -> Vec<u8> {
-    serde_json::to_vec(&serde_json::json!({
-        "object": "whatsapp_business_account",
-        "entry": [{
-            "id": "419561257915477",
-            "changes": [{
-                "field": "messages",
-                "value": {
-                    "messaging_product": "whatsapp",
-                    "metadata": { "display_phone_number": "15550783881", "phone_number_id": PHONE_NUMBER_ID },
-                    "contacts": [{ "profile": { "name": name }, "wa_id": from }],
-                    "messages": [{
-                        "from": from, "id": wamid, "timestamp": timestamp.to_string(),
-                        "type": "text", "text": { "body": body }
-                    }]
-                }
-            }]
-        }]
-    }))
-    .expect("json")
+    let message = serde_json::json!({
+        "id": wamid, "timestamp": timestamp.to_string(), "type": "text", "text": { "body": body }
+    });
+    let webhook = wabridge::whatsapp::message_webhook(PHONE_NUMBER_ID, from, name, message);
+    serde_json::to_vec(&webhook).expect("json")
 }
 
 /// An image-message webhook referring to media `media_id` whose bytes hash to `sha256_b64`.
@@ -344,26 +331,13 @@ pub fn image_webhook(
     media_id: &str,
     sha256_b64: &str,
 ) -> Vec<u8> {
-    serde_json::to_vec(&serde_json::json!({
-        "object": "whatsapp_business_account",
-        "entry": [{
-            "id": "419561257915477",
-            "changes": [{
-                "field": "messages",
-                "value": {
-                    "messaging_product": "whatsapp",
-                    "metadata": { "display_phone_number": "15550783881", "phone_number_id": PHONE_NUMBER_ID },
-                    "contacts": [{ "profile": { "name": "Photo Sender" }, "wa_id": from }],
-                    "messages": [{
-                        "from": from, "id": wamid, "timestamp": timestamp.to_string(),
-                        "type": "image",
-                        "image": { "id": media_id, "mime_type": "image/jpeg", "sha256": sha256_b64, "caption": "my receipt" }
-                    }]
-                }
-            }]
-        }]
-    }))
-    .expect("json")
+    let message = serde_json::json!({
+        "id": wamid, "timestamp": timestamp.to_string(), "type": "image",
+        "image": { "id": media_id, "mime_type": "image/jpeg", "sha256": sha256_b64, "caption": "my receipt" }
+    });
+    let webhook =
+        wabridge::whatsapp::message_webhook(PHONE_NUMBER_ID, from, "Photo Sender", message);
+    serde_json::to_vec(&webhook).expect("json")
 }
 
 /// Every webhook fixture file (Meta's examples and pywa's), with its path.
