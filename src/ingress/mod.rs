@@ -16,6 +16,8 @@ use axum::routing::get;
 use axum::Router;
 use wabridge_connectors::Secret;
 
+pub mod sources;
+
 use crate::store::Inbox;
 use crate::whatsapp::signature;
 
