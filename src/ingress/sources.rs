@@ -260,7 +260,7 @@ fn signed_message(template: &str, request: &EventRequest<'_>, timestamp: &str) -
     let mut out = Vec::with_capacity(template.len() + request.body.len());
     let mut rest = template;
     while let Some(start) = rest.find('{') {
-        out.extend_from_slice(rest[..start].as_bytes());
+        out.extend_from_slice(&rest.as_bytes()[..start]);
         let after = &rest[start..];
         let (value, len): (&[u8], usize) = if after.starts_with("{body}") {
             (request.body, 6)
