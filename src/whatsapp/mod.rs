@@ -4,6 +4,7 @@ pub mod graph;
 pub mod model;
 pub mod render;
 pub mod signature;
+pub mod templates;
 
 /// A `messages` webhook carrying one customer message, shaped as Meta sends it: used by
 /// `wabridge simulate` and by the tests. `message` is the message object without `from`
