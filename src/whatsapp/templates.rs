@@ -93,6 +93,19 @@ fn placeholders(text: &str) -> usize {
 }
 
 impl Template {
+    /// What the policy gate needs to know about this template.
+    pub fn info(&self) -> crate::policy::TemplateInfo {
+        crate::policy::TemplateInfo {
+            name: self.name.clone(),
+            language: self.language.clone(),
+            category: crate::policy::Category::from(self.category.as_str()),
+            status: crate::policy::TemplateStatus::from(self.status.as_str()),
+            body_params: self.body_params,
+            header_params: self.header_params,
+            button_params: self.button_params.clone(),
+        }
+    }
+
     fn from_raw(raw: RawTemplate) -> Template {
         let mut header_params = 0;
         let mut body_params = 0;
@@ -274,7 +287,11 @@ mod tests {
         );
         assert_eq!((first.header_params, first.body_params), (1, 3));
         assert_eq!(first.button_params, vec![1, 0]);
+        let info = first.info();
+        assert_eq!(info.status, crate::policy::TemplateStatus::Approved);
+        assert_eq!(info.category, crate::policy::Category::Utility);
         let second = &templates[1];
+        assert_eq!(second.info().status, crate::policy::TemplateStatus::Paused);
         assert_eq!(second.parameter_format, "NAMED");
         assert_eq!((second.header_params, second.body_params), (1, 2));
     }
