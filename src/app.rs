@@ -22,10 +22,18 @@ use crate::{admin, logging};
 
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> ExitCode {
-    if let Command::Validate = cli.command {
-        return cli::validate(&cli.config);
+    match &cli.command {
+        Command::Validate => return cli::validate(&cli.config),
+        Command::Mapping {
+            command: cli::MappingCommand::Test { mapping, event },
+        } => return cli::mapping_test(mapping, event),
+        _ => {}
     }
-    let config = match cli::load_config(&cli.config) {
+    let load = match cli.command {
+        Command::Serve => cli::load_checked,
+        _ => cli::load_config,
+    };
+    let config = match load(&cli.config) {
         Ok(config) => config,
         Err(code) => return code,
     };

@@ -35,6 +35,8 @@ pub struct Config {
     pub admin: AdminConfig,
     /// `[log]`
     pub log: LogConfig,
+    /// `[mappings]`
+    pub mappings: MappingsConfig,
     /// `[connectors.<name>]`, by name.
     pub connectors: BTreeMap<String, ConnectorConfig>,
 }
@@ -240,6 +242,42 @@ impl Default for LogConfig {
     }
 }
 
+/// `[mappings]`: where the admin-edited mapping files are.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MappingsConfig {
+    /// Directory of `*.toml` mapping files, relative to the configuration file's directory.
+    #[serde(default = "MappingsConfig::default_dir")]
+    pub dir: PathBuf,
+}
+
+impl MappingsConfig {
+    fn default_dir() -> PathBuf {
+        PathBuf::from("mappings")
+    }
+}
+
+impl Default for MappingsConfig {
+    fn default() -> Self {
+        MappingsConfig {
+            dir: Self::default_dir(),
+        }
+    }
+}
+
+impl Config {
+    /// The mappings directory, resolved against the configuration file's directory.
+    pub fn mappings_dir(&self) -> PathBuf {
+        if self.mappings.dir.is_absolute() {
+            return self.mappings.dir.clone();
+        }
+        self.file
+            .parent()
+            .map(|dir| dir.join(&self.mappings.dir))
+            .unwrap_or_else(|| self.mappings.dir.clone())
+    }
+}
+
 /// One configuration problem, located in the file when possible.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
@@ -287,6 +325,7 @@ const SECTIONS: &[&str] = &[
     "queue",
     "admin",
     "log",
+    "mappings",
     "connectors",
 ];
 
@@ -394,6 +433,13 @@ pub fn load_with_env(file: &Path, env: Vec<(String, String)>) -> Result<Config, 
         &mut problems,
         Some(LogConfig::default()),
     );
+    let mappings = section(
+        &raw,
+        "mappings",
+        &text,
+        &mut problems,
+        Some(MappingsConfig::default()),
+    );
 
     let mut connectors = BTreeMap::new();
     let names: BTreeMap<String, config::Value> = raw.get("connectors").unwrap_or_default();
@@ -491,21 +537,26 @@ pub fn load_with_env(file: &Path, env: Vec<(String, String)>) -> Result<Config, 
         }
     }
 
-    match (server, store, whatsapp, queue, admin, log) {
-        (Some(server), Some(store), Some(whatsapp), Some(queue), Some(admin), Some(log))
-            if problems.is_empty() =>
-        {
-            Ok(Config {
-                file: file.to_path_buf(),
-                server,
-                store,
-                whatsapp,
-                queue,
-                admin,
-                log,
-                connectors,
-            })
-        }
+    match (server, store, whatsapp, queue, admin, log, mappings) {
+        (
+            Some(server),
+            Some(store),
+            Some(whatsapp),
+            Some(queue),
+            Some(admin),
+            Some(log),
+            Some(mappings),
+        ) if problems.is_empty() => Ok(Config {
+            file: file.to_path_buf(),
+            server,
+            store,
+            whatsapp,
+            queue,
+            admin,
+            log,
+            mappings,
+            connectors,
+        }),
         _ => {
             problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
             Err(fail(problems))

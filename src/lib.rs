@@ -9,6 +9,7 @@ pub mod config;
 pub mod failpoint;
 pub mod ingress;
 pub mod logging;
+pub mod mapping;
 pub mod policy;
 pub mod queue;
 pub mod store;

@@ -422,3 +422,45 @@ async fn crash_after_the_inbox_write_and_before_the_flush_is_not_acknowledged_an
     let text = transcript(&daemon, "96890000006");
     assert_eq!(text.matches("not yet flushed").count(), 1, "{text}");
 }
+
+#[test]
+fn mapping_test_prints_the_exact_request_and_validate_names_a_bad_mapping_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let event = dir.path().join("event.json");
+    std::fs::write(
+        &event,
+        r#"{"event": "order.paid", "order": {"id": 7, "number": "7", "status": "completed",
+            "currency": "OMR", "total": "3.250",
+            "billing": {"first_name": "Aisha", "phone": "9123 4567"},
+            "meta": {"whatsapp_updates": "yes"}}}"#,
+    )
+    .expect("event");
+    let mapping = concat!(env!("CARGO_MANIFEST_DIR"), "/mappings/order_paid.toml");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_wabridge"))
+        .args(["mapping", "test", mapping])
+        .arg(&event)
+        .output()
+        .expect("run");
+    let out = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{out}");
+    assert!(out.contains("\"name\": \"order_confirmation\""), "{out}");
+    assert!(out.contains("\"to\": \"96891234567\""), "{out}");
+
+    // A broken mapping stops `validate` (and `serve`) with file, line and field.
+    let config = write_config(dir.path(), "[connectors.archive]\nkind = \"files\"\n", None);
+    let mappings = dir.path().join("mappings");
+    std::fs::create_dir_all(&mappings).expect("dir");
+    std::fs::write(
+        mappings.join("broken.toml"),
+        "name = \"broken\"\nsource = \"shop\"\nrecipient = \"$.[\"\ntemplate = \"t\"\nlanguage = \"en\"\nidempotency_key = [\"$.id\"]\n",
+    )
+    .expect("mapping");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_wabridge"))
+        .args(["validate", "--config"])
+        .arg(&config)
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(78), "{err}");
+    assert!(err.contains("broken.toml:3: recipient"), "{err}");
+}

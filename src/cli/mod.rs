@@ -67,6 +67,25 @@ pub enum Command {
         #[command(subcommand)]
         command: QueueCommand,
     },
+    /// Mapping files (CRM/shop events → template sends).
+    Mapping {
+        /// test
+        #[command(subcommand)]
+        command: MappingCommand,
+    },
+}
+
+/// `wabridge mapping …`
+#[derive(Debug, Subcommand)]
+pub enum MappingCommand {
+    /// Print the exact Graph API request a mapping makes of an event, or why it makes none.
+    /// Sends nothing.
+    Test {
+        /// The mapping file.
+        mapping: PathBuf,
+        /// The event, as JSON.
+        event: PathBuf,
+    },
 }
 
 /// `wabridge dlq …`
@@ -119,9 +138,63 @@ pub fn load_config(path: &std::path::Path) -> Result<Config, ExitCode> {
     })
 }
 
+/// Loads the configuration and checks the mapping files (with their examples), printing every
+/// problem of both: what `serve` and `validate` run before anything else.
+pub fn load_checked(path: &std::path::Path) -> Result<Config, ExitCode> {
+    let config = load_config(path)?;
+    let dir = config.mappings_dir();
+    if dir.is_dir() {
+        let problems = crate::mapping::validate_dir(&dir);
+        if !problems.is_empty() {
+            for problem in &problems {
+                eprintln!("{problem}");
+            }
+            eprintln!(
+                "{} problem(s) in the mapping files in {}",
+                problems.len(),
+                dir.display()
+            );
+            return Err(ExitCode::from(EX_CONFIG));
+        }
+    } else if config.mappings.dir != std::path::Path::new("mappings") {
+        eprintln!(
+            "{}: mappings.dir: {} is not a directory",
+            path.display(),
+            dir.display()
+        );
+        return Err(ExitCode::from(EX_CONFIG));
+    }
+    Ok(config)
+}
+
+/// `wabridge mapping test <mapping> <event>`
+pub fn mapping_test(mapping: &std::path::Path, event: &std::path::Path) -> ExitCode {
+    let loaded = match crate::mapping::load_file(mapping) {
+        Ok(loaded) => loaded,
+        Err(problems) => {
+            for problem in problems {
+                eprintln!("{problem}");
+            }
+            return ExitCode::from(EX_CONFIG);
+        }
+    };
+    let event: serde_json::Value = match std::fs::read(event)
+        .map_err(|e| e.to_string())
+        .and_then(|bytes| serde_json::from_slice(&bytes).map_err(|e| e.to_string()))
+    {
+        Ok(event) => event,
+        Err(err) => {
+            eprintln!("{}: {err}", event.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("{}", loaded.dry_run(&event));
+    ExitCode::SUCCESS
+}
+
 /// `wabridge validate`
 pub fn validate(path: &std::path::Path) -> ExitCode {
-    match load_config(path) {
+    match load_checked(path) {
         Ok(config) => {
             let names: Vec<String> = config
                 .connectors
@@ -244,7 +317,7 @@ pub async fn admin_command(config: &Config, command: Command) -> anyhow::Result<
                 }
             }
         }
-        Command::Serve | Command::Validate | Command::Simulate { .. } => {
+        Command::Serve | Command::Validate | Command::Simulate { .. } | Command::Mapping { .. } => {
             anyhow::bail!("not an admin command")
         }
     }

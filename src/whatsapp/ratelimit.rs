@@ -1,0 +1,490 @@
+//! Send-side rate limits for the Cloud API: a token bucket per business number (throughput,
+//! Meta's 80 messages/s by default, up to 1,000) and one per (number, recipient) pair (Meta's
+//! pair limit: a burst of 45, then about one message per 6 s).
+//!
+//! Guarantees:
+//! - [`RateLimiter::acquire`] returns only when both buckets allow a message. It reserves its
+//!   slot under a short lock and sleeps **without** holding it, so callers never wait on each
+//!   other's sleeps.
+//! - A recipient over its pair limit delays only the sends to that recipient: the pair slot is
+//!   awaited first and the number's slot is taken only afterwards, so a waiting recipient does
+//!   not hold throughput that others could use.
+//! - Memory is bounded: a recipient whose bucket has refilled is indistinguishable from a new
+//!   one and is forgotten, so the map holds at most the recipients messaged within the last
+//!   `pair_burst × pair_interval` (4.5 minutes with the defaults).
+//!
+//! The buckets are GCRA ("virtual scheduling"): each key stores the theoretical arrival time of
+//! its next message. A reservation is not returned when its caller is cancelled while waiting;
+//! that only makes the limiter more conservative.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use serde::Deserialize;
+use tokio::time::Instant;
+
+/// Meta's highest per-number throughput, in messages per second.
+pub const MAX_MESSAGES_PER_SECOND: u32 = 1000;
+
+/// The lowest rate [`RateLimiter::slow_down`] goes to, in messages per second.
+const MIN_SLOWED_RATE: f64 = 1.0;
+
+/// The recipient map is swept of refilled entries when it reaches this size (then twice the
+/// size that survived the sweep).
+const SWEEP_AT_LEAST: usize = 1024;
+
+/// Send-rate limits (a `[whatsapp.rate_limit]`-style section).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Messages per second per business number (Meta: 80 by default, 1,000 after the
+    /// automatic upgrade, 20 for coexistence numbers). The burst equals the rate.
+    #[serde(default = "RateLimitConfig::default_messages_per_second")]
+    pub messages_per_second: u32,
+    /// Messages that may go to one recipient at once before the pair limit paces them.
+    #[serde(default = "RateLimitConfig::default_pair_burst")]
+    pub pair_burst: u32,
+    /// Milliseconds between messages to one recipient once the burst is spent.
+    #[serde(default = "RateLimitConfig::default_pair_interval_ms")]
+    pub pair_interval_ms: u64,
+    /// Seconds a number stays at half rate after Meta reported its throughput limit (130429).
+    #[serde(default = "RateLimitConfig::default_slow_down_secs")]
+    pub slow_down_secs: u64,
+}
+
+impl RateLimitConfig {
+    fn default_messages_per_second() -> u32 {
+        80
+    }
+    fn default_pair_burst() -> u32 {
+        45
+    }
+    fn default_pair_interval_ms() -> u64 {
+        6_000
+    }
+    fn default_slow_down_secs() -> u64 {
+        60
+    }
+
+    /// Every problem with these values, as `(field, message)` pairs; empty when valid.
+    pub fn validate(&self) -> Vec<(&'static str, String)> {
+        let mut problems = Vec::new();
+        if self.messages_per_second == 0 || self.messages_per_second > MAX_MESSAGES_PER_SECOND {
+            problems.push((
+                "messages_per_second",
+                format!(
+                    "must be between 1 and {MAX_MESSAGES_PER_SECOND} (Meta's highest throughput), not {}",
+                    self.messages_per_second
+                ),
+            ));
+        }
+        if self.pair_burst == 0 {
+            problems.push(("pair_burst", "must be at least 1".to_owned()));
+        }
+        if self.pair_interval_ms == 0 {
+            problems.push((
+                "pair_interval_ms",
+                "must be at least 1 (Meta paces a recipient at about 6000)".to_owned(),
+            ));
+        }
+        problems
+    }
+
+    /// The spacing between messages to one recipient once the burst is spent.
+    pub fn pair_interval(&self) -> Duration {
+        Duration::from_millis(self.pair_interval_ms.max(1))
+    }
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        RateLimitConfig {
+            messages_per_second: Self::default_messages_per_second(),
+            pair_burst: Self::default_pair_burst(),
+            pair_interval_ms: Self::default_pair_interval_ms(),
+            slow_down_secs: Self::default_slow_down_secs(),
+        }
+    }
+}
+
+/// One GCRA bucket: `tat` is the theoretical arrival time of the next message.
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tat: Instant,
+}
+
+impl Bucket {
+    fn new(now: Instant) -> Self {
+        Bucket { tat: now }
+    }
+
+    /// Reserves the next slot for a bucket emitting one message per `interval` with `burst`
+    /// messages of tolerance; returns when that slot starts.
+    fn reserve(&mut self, now: Instant, interval: Duration, burst: u32) -> Instant {
+        let tolerance = interval * burst.saturating_sub(1);
+        let tat = self.tat.max(now);
+        let at = tat.checked_sub(tolerance).unwrap_or(now).max(now);
+        self.tat = tat + interval;
+        at
+    }
+
+    /// Spends the whole burst so the next slot is `wait` from now.
+    fn drain(&mut self, now: Instant, wait: Duration, interval: Duration, burst: u32) {
+        let tolerance = interval * burst.saturating_sub(1);
+        self.tat = self.tat.max(now + wait + tolerance);
+    }
+
+    /// Whether the bucket is full again (equivalent to a new one).
+    fn is_idle(&self, now: Instant) -> bool {
+        self.tat <= now
+    }
+}
+
+struct NumberState {
+    bucket: Bucket,
+    /// Rate while slowed down, and until when.
+    slowed: Option<(f64, Instant)>,
+}
+
+impl NumberState {
+    /// The current rate in messages per second.
+    fn rate(&mut self, now: Instant, configured: f64) -> f64 {
+        match self.slowed {
+            Some((rate, until)) if now < until => rate,
+            Some(_) => {
+                self.slowed = None;
+                configured
+            }
+            None => configured,
+        }
+    }
+}
+
+#[derive(Default)]
+struct State {
+    numbers: HashMap<String, NumberState>,
+    recipients: HashMap<(String, String), Bucket>,
+    sweep_at: usize,
+}
+
+/// Rate limits shared by every send (wrap it in an `Arc`).
+pub struct RateLimiter {
+    config: RateLimitConfig,
+    state: Mutex<State>,
+}
+
+/// Shows the limits, not the recipients (personal data).
+impl std::fmt::Debug for RateLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimiter")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RateLimiter {
+    /// A limiter with these limits (run [`RateLimitConfig::validate`] first; out-of-range values
+    /// are clamped here).
+    pub fn new(config: RateLimitConfig) -> Self {
+        RateLimiter {
+            config,
+            state: Mutex::new(State {
+                sweep_at: SWEEP_AT_LEAST,
+                ..State::default()
+            }),
+        }
+    }
+
+    /// The limits in force.
+    pub fn config(&self) -> &RateLimitConfig {
+        &self.config
+    }
+
+    /// Waits until both the number's throughput and the recipient's pair limit allow one
+    /// message, and takes that permit. `recipient` is the phone number or BSUID as sent.
+    pub async fn acquire(&self, phone_number_id: &str, recipient: &str) {
+        // The pair slot first: a recipient that must wait holds no throughput meanwhile.
+        let pair_at = {
+            let now = Instant::now();
+            let mut state = self.lock();
+            state.sweep(now);
+            state
+                .recipients
+                .entry((phone_number_id.to_owned(), recipient.to_owned()))
+                .or_insert_with(|| Bucket::new(now))
+                .reserve(now, self.config.pair_interval(), self.pair_burst())
+        };
+        tokio::time::sleep_until(pair_at).await;
+
+        let number_at = {
+            let now = Instant::now();
+            let configured = self.configured_rate();
+            let mut state = self.lock();
+            let number = state.number(phone_number_id, now);
+            let rate = number.rate(now, configured);
+            number
+                .bucket
+                .reserve(now, interval_of(rate), burst_of(rate))
+        };
+        tokio::time::sleep_until(number_at).await;
+    }
+
+    /// Meta reported the number's throughput limit (130429): halve its rate (again, if already
+    /// slowed; never below 1 message/s) and spend its burst, for `slow_down_secs`, then restore.
+    pub fn slow_down(&self, phone_number_id: &str) {
+        let now = Instant::now();
+        let configured = self.configured_rate();
+        let until = now + Duration::from_secs(self.config.slow_down_secs);
+        let mut state = self.lock();
+        let number = state.number(phone_number_id, now);
+        let rate = (number.rate(now, configured) / 2.0).max(MIN_SLOWED_RATE);
+        number.slowed = Some((rate, until));
+        number
+            .bucket
+            .drain(now, Duration::ZERO, interval_of(rate), burst_of(rate));
+    }
+
+    /// Meta reported the pair limit for this recipient (131056): its next message waits `wait`,
+    /// and the ones after follow at the pair interval. Other recipients are not affected.
+    pub fn delay_recipient(&self, phone_number_id: &str, recipient: &str, wait: Duration) {
+        let now = Instant::now();
+        let mut state = self.lock();
+        state
+            .recipients
+            .entry((phone_number_id.to_owned(), recipient.to_owned()))
+            .or_insert_with(|| Bucket::new(now))
+            .drain(now, wait, self.config.pair_interval(), self.pair_burst());
+    }
+
+    /// How many recipients are currently tracked (those not yet back to a full burst).
+    pub fn tracked_recipients(&self) -> usize {
+        let now = Instant::now();
+        let mut state = self.lock();
+        state.sweep_now(now);
+        state.recipients.len()
+    }
+
+    fn configured_rate(&self) -> f64 {
+        f64::from(
+            self.config
+                .messages_per_second
+                .clamp(1, MAX_MESSAGES_PER_SECOND),
+        )
+    }
+
+    fn pair_burst(&self) -> u32 {
+        self.config.pair_burst.max(1)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // No code panics while holding the lock; if it ever did, the state is still usable.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl State {
+    fn number(&mut self, phone_number_id: &str, now: Instant) -> &mut NumberState {
+        self.numbers
+            .entry(phone_number_id.to_owned())
+            .or_insert_with(|| NumberState {
+                bucket: Bucket::new(now),
+                slowed: None,
+            })
+    }
+
+    /// Forgets refilled recipients once the map has grown; amortised O(1) per call.
+    fn sweep(&mut self, now: Instant) {
+        if self.recipients.len() >= self.sweep_at {
+            self.sweep_now(now);
+        }
+    }
+
+    fn sweep_now(&mut self, now: Instant) {
+        self.recipients.retain(|_, bucket| !bucket.is_idle(now));
+        self.sweep_at = (self.recipients.len() * 2).max(SWEEP_AT_LEAST);
+    }
+}
+
+fn interval_of(rate: f64) -> Duration {
+    Duration::from_secs_f64(1.0 / rate)
+}
+
+/// The number's burst equals its rate (one second's worth).
+fn burst_of(rate: f64) -> u32 {
+    // `rate` is between 1 and 1000, so the cast cannot truncate meaningfully.
+    rate.floor().max(1.0) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn limiter(messages_per_second: u32) -> Arc<RateLimiter> {
+        Arc::new(RateLimiter::new(RateLimitConfig {
+            messages_per_second,
+            ..RateLimitConfig::default()
+        }))
+    }
+
+    /// Sends `n` messages to distinct recipients of one number, one after another.
+    async fn send_to_many(limiter: &RateLimiter, number: &str, n: usize) -> Duration {
+        let start = Instant::now();
+        for i in 0..n {
+            limiter.acquire(number, &format!("r{i}")).await;
+        }
+        start.elapsed()
+    }
+
+    #[test]
+    fn defaults_follow_meta_limits_and_validation_lists_every_problem() {
+        let config = RateLimitConfig::default();
+        assert_eq!(config.messages_per_second, 80);
+        assert_eq!(config.pair_burst, 45);
+        assert_eq!(config.pair_interval(), Duration::from_secs(6));
+        assert!(config.validate().is_empty());
+        let bad = RateLimitConfig {
+            messages_per_second: 1001,
+            pair_burst: 0,
+            pair_interval_ms: 0,
+            slow_down_secs: 0,
+        };
+        let fields: Vec<_> = bad.validate().into_iter().map(|(f, _)| f).collect();
+        assert_eq!(
+            fields,
+            ["messages_per_second", "pair_burst", "pair_interval_ms"]
+        );
+        let parsed: RateLimitConfig = serde_json::from_str(r#"{"messages_per_second":20}"#)
+            .expect("a partial section parses");
+        assert_eq!(parsed.pair_burst, 45);
+        assert!(serde_json::from_str::<RateLimitConfig>(r#"{"rate":20}"#).is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn sends_to_one_number_are_paced_at_its_rate_after_the_burst() {
+        let limiter = limiter(80);
+        let elapsed = send_to_many(&limiter, "n1", 400).await;
+        // (N - burst) / rate = 320 / 80 = 4 s.
+        assert!(elapsed >= Duration::from_secs(4), "{elapsed:?}");
+        assert!(elapsed < Duration::from_millis(4100), "{elapsed:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn burst_goes_out_at_once_and_numbers_do_not_share_a_bucket() {
+        let limiter = limiter(80);
+        assert_eq!(send_to_many(&limiter, "n1", 80).await, Duration::ZERO);
+        assert_eq!(send_to_many(&limiter, "n2", 80).await, Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn concurrent_senders_share_the_number_rate() {
+        let limiter = limiter(100);
+        let start = Instant::now();
+        let tasks: Vec<_> = (0..300)
+            .map(|i| {
+                let limiter = Arc::clone(&limiter);
+                tokio::spawn(async move { limiter.acquire("n1", &format!("r{i}")).await })
+            })
+            .collect();
+        for task in tasks {
+            task.await.expect("task ran");
+        }
+        // 200 beyond the burst at 100/s.
+        assert!(
+            start.elapsed() >= Duration::from_secs(2),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_recipients_46th_message_waits_6s_while_another_recipient_is_not_delayed() {
+        let limiter = limiter(1000);
+        let start = Instant::now();
+        for _ in 0..45 {
+            limiter.acquire("n1", "alice").await;
+        }
+        assert_eq!(start.elapsed(), Duration::ZERO);
+
+        let slow = {
+            let limiter = Arc::clone(&limiter);
+            tokio::spawn(async move {
+                limiter.acquire("n1", "alice").await;
+                Instant::now()
+            })
+        };
+        tokio::task::yield_now().await;
+        limiter.acquire("n1", "bob").await;
+        assert_eq!(start.elapsed(), Duration::ZERO, "bob waited for alice");
+
+        let alice_sent_at = slow.await.expect("task ran");
+        assert_eq!(alice_sent_at - start, Duration::from_secs(6));
+        // The 47th follows 6 s later still.
+        limiter.acquire("n1", "alice").await;
+        assert_eq!(start.elapsed(), Duration::from_secs(12));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn slow_down_halves_throughput_then_recovers_after_the_cool_down() {
+        let limiter = limiter(10);
+        limiter.slow_down("n1");
+        // Burst spent, 5 msg/s: 20 messages take 19 × 0.2 s.
+        let slowed = send_to_many(&limiter, "n1", 20).await;
+        assert!(slowed >= Duration::from_millis(3800), "{slowed:?}");
+
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        // Full rate and burst again: 10 at once, 10 more at 10 msg/s.
+        let restored = send_to_many(&limiter, "n1", 20).await;
+        assert!(restored <= Duration::from_millis(1000), "{restored:?}");
+        assert!(restored >= Duration::from_millis(999), "{restored:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn repeated_slow_downs_keep_halving_but_not_below_one_per_second() {
+        let limiter = limiter(8);
+        for _ in 0..10 {
+            limiter.slow_down("n1");
+        }
+        // One per second (the earlier, faster slow-downs may add a little more wait).
+        let elapsed = send_to_many(&limiter, "n1", 3).await;
+        assert!(elapsed >= Duration::from_secs(2), "{elapsed:?}");
+        assert!(elapsed < Duration::from_secs(3), "{elapsed:?}");
+        assert_eq!(send_to_many(&limiter, "n2", 8).await, Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn delay_recipient_holds_only_that_recipient() {
+        let limiter = limiter(80);
+        let start = Instant::now();
+        limiter.delay_recipient("n1", "alice", Duration::from_secs(30));
+        limiter.acquire("n1", "bob").await;
+        limiter.acquire("n2", "alice").await;
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        limiter.acquire("n1", "alice").await;
+        assert_eq!(start.elapsed(), Duration::from_secs(30));
+        // Then paced at the pair interval, not another burst.
+        limiter.acquire("n1", "alice").await;
+        assert_eq!(start.elapsed(), Duration::from_secs(36));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn refilled_recipients_are_forgotten() {
+        let limiter = limiter(1000);
+        for i in 0..3000 {
+            limiter.acquire("n1", &format!("r{i}")).await;
+        }
+        assert!(limiter.tracked_recipients() > 0);
+        // One message each refills after one pair interval.
+        tokio::time::sleep(Duration::from_secs(7)).await;
+        assert_eq!(limiter.tracked_recipients(), 0);
+        // The sweep inside `acquire` bounds the map without anyone calling the accessor.
+        for i in 0..3000 {
+            limiter.acquire("n1", &format!("s{i}")).await;
+            if i % 100 == 0 {
+                tokio::time::sleep(Duration::from_secs(7)).await;
+            }
+        }
+        assert!(limiter.lock().recipients.len() < 2 * SWEEP_AT_LEAST);
+    }
+}
