@@ -237,14 +237,21 @@ fn transport(err: reqwest::Error) -> GraphError {
     }
 }
 
+/// `Retry-After` in seconds, when the answer has one.
+pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+}
+
 async fn checked(response: reqwest::Response) -> Result<Vec<u8>, GraphError> {
     let status = response.status();
-    let retry_after = response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
+    let retry_after = retry_after(response.headers());
     let body = response.bytes().await.map_err(transport)?;
     if status.is_success() {
         Ok(body.to_vec())

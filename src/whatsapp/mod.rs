@@ -2,7 +2,9 @@
 
 pub mod graph;
 pub mod model;
+pub mod ratelimit;
 pub mod render;
+pub mod sender;
 pub mod signature;
 pub mod templates;
 

@@ -686,7 +686,7 @@ impl Sender {
         recipient: Option<&Recipient>,
     ) -> SendError {
         let code = error_code(body);
-        match graph::classify_response(status, retry_after(headers), body) {
+        match graph::classify_response(status, graph::retry_after(headers), body) {
             GraphError::Retryable {
                 reason,
                 retry_after,
@@ -830,18 +830,6 @@ fn error_code(body: &str) -> Option<i64> {
     serde_json::from_str::<ErrorCodeBody>(body)
         .ok()
         .and_then(|b| b.error.code)
-}
-
-/// `Retry-After` in seconds.
-fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    headers
-        .get(reqwest::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .map(Duration::from_secs)
 }
 
 /// The largest `estimated_time_to_regain_access` (minutes) in `x-business-use-case-usage`:

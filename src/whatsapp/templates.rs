@@ -5,7 +5,6 @@
 //! `{{name}}` placeholders, a media header counting as one parameter).
 
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use wabridge_connectors::Secret;
@@ -182,12 +181,7 @@ pub async fn fetch_catalog(
                 retry_after: None,
             })?;
         let status = response.status();
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+        let retry_after = super::graph::retry_after(response.headers());
         let body = response.text().await.map_err(|err| GraphError::Retryable {
             reason: format!(
                 "template catalog: {}",
