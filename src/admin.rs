@@ -61,9 +61,107 @@ pub struct ReplayResult {
     pub not_found: Vec<u64>,
 }
 
+/// A consent change asked by an admin.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConsentRequest {
+    /// The customer's number (any format; digits are kept).
+    pub phone: String,
+    /// The business number id; may be left out when the contact is known on one number only.
+    pub phone_number_id: Option<String>,
+    /// `opt_in` or `opt_out`.
+    pub action: ConsentAction,
+    /// Where the opt-in was collected (`web-form`, `paper`, ...).
+    #[serde(default)]
+    pub source: Option<String>,
+    /// What proves it (a form submission id, a signed document reference, ...).
+    #[serde(default)]
+    pub evidence: Option<String>,
+}
+
+/// What an admin records.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsentAction {
+    /// Documented opt-in.
+    OptIn,
+    /// Opt-out on the customer's behalf.
+    OptOut,
+}
+
+/// A conversation's consent state, as shown.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ContactView {
+    /// `{phone_number_id}:{contact}`
+    pub key: String,
+    /// The ledger.
+    pub state: crate::policy::ContactState,
+}
+
 /// The operations, over an open store.
 pub mod ops {
     use super::*;
+
+    fn digits(phone: &str) -> String {
+        phone.chars().filter(char::is_ascii_digit).collect()
+    }
+
+    /// The consent state of a contact on every business number it is known on.
+    pub fn contacts_show(store: &Store, phone: &str) -> Result<Vec<ContactView>, StoreError> {
+        store
+            .contact_keys(&digits(phone))?
+            .into_iter()
+            .map(|key| {
+                let state = store.contact(&key)?.unwrap_or_default();
+                Ok(ContactView { key, state })
+            })
+            .collect()
+    }
+
+    /// Records an admin's opt-in or opt-out; `Err(message)` when the request is incomplete.
+    pub fn contacts_consent(
+        store: &Store,
+        request: &ConsentRequest,
+    ) -> Result<Result<ContactView, String>, StoreError> {
+        let contact = digits(&request.phone);
+        if contact.len() < 6 {
+            return Ok(Err("the phone number must have at least 6 digits".into()));
+        }
+        let key = match &request.phone_number_id {
+            Some(id) => format!("{id}:{contact}"),
+            None => {
+                let mut keys = store.contact_keys(&contact)?;
+                if keys.len() != 1 {
+                    return Ok(Err(format!(
+                        "the contact is known on {} business numbers; pass --phone-number-id",
+                        keys.len()
+                    )));
+                }
+                keys.remove(0)
+            }
+        };
+        let at = Utc::now();
+        let event = match request.action {
+            ConsentAction::OptIn => {
+                let (Some(source), Some(evidence)) = (&request.source, &request.evidence) else {
+                    return Ok(Err("an opt-in needs --source and --evidence".into()));
+                };
+                if source.trim().is_empty() || evidence.trim().is_empty() {
+                    return Ok(Err("an opt-in needs a non-empty source and evidence".into()));
+                }
+                crate::policy::ConsentEvent::OptIn {
+                    at,
+                    source: source.clone(),
+                    evidence: evidence.clone(),
+                }
+            }
+            ConsentAction::OptOut => crate::policy::ConsentEvent::OptOut {
+                at,
+                source: crate::policy::OptOutSource::Admin,
+            },
+        };
+        let state = store.record_consent(&key, event)?;
+        Ok(Ok(ContactView { key, state }))
+    }
 
     /// Every dead letter.
     pub fn dlq_list(store: &Store) -> Result<Vec<DeadEntry>, StoreError> {
@@ -127,6 +225,8 @@ pub fn router(store: Store, token: Secret, wake: Arc<Notify>) -> Router {
         .route("/admin/dlq/replay", post(dlq_replay))
         .route("/admin/quarantine", get(quarantine_list))
         .route("/admin/queue/stats", get(stats))
+        .route("/admin/contacts/show", post(contacts_show))
+        .route("/admin/contacts/consent", post(contacts_consent))
         .with_state(AdminState { store, token, wake })
 }
 
@@ -187,6 +287,34 @@ async fn quarantine_list(
 async fn stats(State(state): State<AdminState>, headers: HeaderMap) -> ApiResult<Stats> {
     authorize(&state, &headers)?;
     ops::stats(&state.store).map(Json).map_err(internal)
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ShowRequest {
+    phone: String,
+}
+
+async fn contacts_show(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    Json(request): Json<ShowRequest>,
+) -> ApiResult<Vec<ContactView>> {
+    authorize(&state, &headers)?;
+    ops::contacts_show(&state.store, &request.phone)
+        .map(Json)
+        .map_err(internal)
+}
+
+async fn contacts_consent(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    Json(request): Json<ConsentRequest>,
+) -> ApiResult<ContactView> {
+    authorize(&state, &headers)?;
+    match ops::contacts_consent(&state.store, &request).map_err(internal)? {
+        Ok(view) => Ok(Json(view)),
+        Err(message) => Err((StatusCode::UNPROCESSABLE_ENTITY, message)),
+    }
 }
 
 /// The admin token: the configured one, else the one generated into the store directory
@@ -289,6 +417,28 @@ impl Client {
     pub async fn quarantine_list(&self) -> anyhow::Result<Vec<QuarantineEntry>> {
         self.call(self.http.get(format!("{}/admin/quarantine", self.base)))
             .await
+    }
+
+    /// `POST /admin/contacts/show`
+    pub async fn contacts_show(&self, phone: &str) -> anyhow::Result<Vec<ContactView>> {
+        self.call(
+            self.http
+                .post(format!("{}/admin/contacts/show", self.base))
+                .json(&ShowRequest {
+                    phone: phone.to_owned(),
+                }),
+        )
+        .await
+    }
+
+    /// `POST /admin/contacts/consent`
+    pub async fn contacts_consent(&self, request: &ConsentRequest) -> anyhow::Result<ContactView> {
+        self.call(
+            self.http
+                .post(format!("{}/admin/contacts/consent", self.base))
+                .json(request),
+        )
+        .await
     }
 
     /// `GET /admin/queue/stats`

@@ -81,6 +81,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         config.queue.retry_policy(),
         config.queue.workers,
         Duration::from_secs(config.queue.recovery_grace_secs),
+        config.policy.clone(),
     );
 
     let public = tokio::net::TcpListener::bind(&config.server.listen)

@@ -37,6 +37,8 @@ pub struct Config {
     pub log: LogConfig,
     /// `[mappings]`
     pub mappings: MappingsConfig,
+    /// `[policy]`
+    pub policy: crate::sync::consent::PolicySettings,
     /// `[connectors.<name>]`, by name.
     pub connectors: BTreeMap<String, ConnectorConfig>,
 }
@@ -326,6 +328,7 @@ const SECTIONS: &[&str] = &[
     "admin",
     "log",
     "mappings",
+    "policy",
     "connectors",
 ];
 
@@ -433,6 +436,23 @@ pub fn load_with_env(file: &Path, env: Vec<(String, String)>) -> Result<Config, 
         &mut problems,
         Some(LogConfig::default()),
     );
+    let policy: Option<crate::sync::consent::PolicySettings> = section(
+        &raw,
+        "policy",
+        &text,
+        &mut problems,
+        Some(crate::sync::consent::PolicySettings::default()),
+    );
+    if let Some(policy) = &policy {
+        for (field, message) in policy.validate() {
+            let path = format!("policy.{field}");
+            problems.push(Problem {
+                line: locate(&path),
+                path,
+                message,
+            });
+        }
+    }
     let mappings = section(
         &raw,
         "mappings",
@@ -537,7 +557,7 @@ pub fn load_with_env(file: &Path, env: Vec<(String, String)>) -> Result<Config, 
         }
     }
 
-    match (server, store, whatsapp, queue, admin, log, mappings) {
+    match (server, store, whatsapp, queue, admin, log, mappings, policy) {
         (
             Some(server),
             Some(store),
@@ -546,6 +566,7 @@ pub fn load_with_env(file: &Path, env: Vec<(String, String)>) -> Result<Config, 
             Some(admin),
             Some(log),
             Some(mappings),
+            Some(policy),
         ) if problems.is_empty() => Ok(Config {
             file: file.to_path_buf(),
             server,
@@ -555,6 +576,7 @@ pub fn load_with_env(file: &Path, env: Vec<(String, String)>) -> Result<Config, 
             admin,
             log,
             mappings,
+            policy,
             connectors,
         }),
         _ => {

@@ -464,3 +464,60 @@ fn mapping_test_prints_the_exact_request_and_validate_names_a_bad_mapping_line()
     assert_eq!(output.status.code(), Some(78), "{err}");
     assert!(err.contains("broken.toml:3: recipient"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stop_keyword_opts_out_and_an_admin_opt_in_is_recorded_with_evidence() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut daemon = Daemon::start(&write_config(dir.path(), ARCHIVE, None));
+    let now = chrono::Utc::now().timestamp();
+    let hello = text_webhook("96890000007", "Maha", "wamid.C1", now - 60, "Hello");
+    assert_eq!(daemon.post(&hello).await, 200);
+    let stop = text_webhook("96890000007", "Maha", "wamid.C2", now - 30, "إيقاف");
+    assert_eq!(daemon.post(&stop).await, 200);
+    daemon.wait_idle(Duration::from_secs(10));
+
+    // While the daemon runs, the CLI goes through the admin API.
+    let (code, out) = daemon.cli(&["contacts", "show", "+968 9000 0007"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("opted out:      yes"), "{out}");
+    assert!(out.contains("24-hour window: open until"), "{out}");
+    let (code, out) = daemon.cli(&[
+        "contacts",
+        "opt-in",
+        "+96890000007",
+        "--source",
+        "web-form",
+        "--evidence",
+        "form #4411",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = daemon.cli(&[
+        "contacts",
+        "opt-in",
+        "+96890000007",
+        "--source",
+        "x",
+        "--evidence",
+        " ",
+    ]);
+    assert_ne!(code, 0, "empty evidence refused: {out}");
+
+    // Stopped, the CLI reads the store directly and sees the same ledger.
+    assert_eq!(daemon.terminate().code(), Some(0));
+    let (code, out) = daemon.cli(&["contacts", "show", "+96890000007", "--json"]);
+    assert_eq!(code, 0, "{out}");
+    let views: serde_json::Value = serde_json::from_str(&out).expect("json");
+    let history = views[0]["state"]["history"].as_array().expect("history");
+    assert_eq!(history.len(), 2, "{out}");
+    assert_eq!(views[0]["key"], format!("{PHONE_NUMBER_ID}:96890000007"));
+    assert!(
+        out.contains("form #4411") && out.contains("web-form"),
+        "{out}"
+    );
+    assert_eq!(
+        views[0]["state"]["last_inbound_at"]
+            .as_str()
+            .map(|s| !s.is_empty()),
+        Some(true)
+    );
+}

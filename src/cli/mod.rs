@@ -67,11 +67,52 @@ pub enum Command {
         #[command(subcommand)]
         command: QueueCommand,
     },
+    /// Consent and the 24-hour window per contact.
+    Contacts {
+        /// show | opt-in | opt-out
+        #[command(subcommand)]
+        command: ContactsCommand,
+    },
     /// Mapping files (CRM/shop events → template sends).
     Mapping {
         /// test
         #[command(subcommand)]
         command: MappingCommand,
+    },
+}
+
+/// `wabridge contacts …`
+#[derive(Debug, Subcommand)]
+pub enum ContactsCommand {
+    /// Consent history, opt-in/opt-out state and the 24-hour window of a contact.
+    Show {
+        /// The customer's number (`+96890000001`).
+        phone: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Record a documented opt-in.
+    OptIn {
+        /// The customer's number.
+        phone: String,
+        /// Where it was collected (`web-form`, `checkout`, `paper`...).
+        #[arg(long)]
+        source: String,
+        /// What proves it (form submission id, document reference...).
+        #[arg(long)]
+        evidence: String,
+        /// The business number id (needed when the contact is known on several).
+        #[arg(long)]
+        phone_number_id: Option<String>,
+    },
+    /// Record an opt-out on the customer's behalf (takes effect at once).
+    OptOut {
+        /// The customer's number.
+        phone: String,
+        /// The business number id (needed when the contact is known on several).
+        #[arg(long)]
+        phone_number_id: Option<String>,
     },
 }
 
@@ -317,11 +358,103 @@ pub async fn admin_command(config: &Config, command: Command) -> anyhow::Result<
                 }
             }
         }
+        Command::Contacts {
+            command: ContactsCommand::Show { phone, json },
+        } => {
+            let views = match &target {
+                Target::Direct(store) => ops::contacts_show(store, &phone)?,
+                Target::Daemon(client) => client.contacts_show(&phone).await?,
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&views)?);
+            } else if views.is_empty() {
+                println!("No record of this contact.");
+            } else {
+                for view in views {
+                    print_contact(&view, config.policy.window_margin());
+                }
+            }
+        }
+        Command::Contacts {
+            command:
+                ContactsCommand::OptIn {
+                    phone,
+                    source,
+                    evidence,
+                    phone_number_id,
+                },
+        } => {
+            let request = admin::ConsentRequest {
+                phone,
+                phone_number_id,
+                action: admin::ConsentAction::OptIn,
+                source: Some(source),
+                evidence: Some(evidence),
+            };
+            consent(&target, &request).await?;
+        }
+        Command::Contacts {
+            command:
+                ContactsCommand::OptOut {
+                    phone,
+                    phone_number_id,
+                },
+        } => {
+            let request = admin::ConsentRequest {
+                phone,
+                phone_number_id,
+                action: admin::ConsentAction::OptOut,
+                source: None,
+                evidence: None,
+            };
+            consent(&target, &request).await?;
+        }
         Command::Serve | Command::Validate | Command::Simulate { .. } | Command::Mapping { .. } => {
             anyhow::bail!("not an admin command")
         }
     }
     Ok(())
+}
+
+async fn consent(target: &Target, request: &admin::ConsentRequest) -> anyhow::Result<()> {
+    let view = match target {
+        Target::Direct(store) => {
+            let view = ops::contacts_consent(store, request)?.map_err(|m| anyhow::anyhow!(m))?;
+            store.durable().await?;
+            view
+        }
+        Target::Daemon(client) => client.contacts_consent(request).await?,
+    };
+    println!("Recorded for {}.", crate::logging::conversation(&view.key));
+    Ok(())
+}
+
+fn print_contact(view: &admin::ContactView, margin: chrono::Duration) {
+    let now = chrono::Utc::now();
+    let state = &view.state;
+    println!("{}", view.key);
+    match state.opted_out() {
+        Some((at, source)) => println!("  opted out:      yes, {at} ({source})"),
+        None => println!("  opted out:      no"),
+    }
+    match state.opted_in(now) {
+        Some(at) => println!("  opted in:       yes, {at}"),
+        None => println!("  opted in:       no recorded opt-in"),
+    }
+    if let Some(at) = state.marketing_stopped() {
+        println!("  marketing:      stopped {at}");
+    }
+    match (state.last_inbound_at, state.window_open_until(margin)) {
+        (Some(last), Some(until)) if until > now => {
+            println!("  24-hour window: open until {until} (last message {last})")
+        }
+        (Some(last), _) => println!("  24-hour window: closed (last message {last})"),
+        (None, _) => println!("  24-hour window: closed (the customer never wrote)"),
+    }
+    println!("  history:");
+    for event in &state.history {
+        println!("    {}", serde_json::to_string(event).unwrap_or_default());
+    }
 }
 
 /// `wabridge simulate`: one signed text-message webhook, as Meta would send it.

@@ -39,6 +39,9 @@ pub mod trees {
     pub const STATUSES: &str = "statuses";
     /// Other webhook updates (templates, preferences, account): `u64 id` → record.
     pub const UPDATES: &str = "updates";
+    /// Consent ledger and window per conversation: `{phone_number_id}:{contact}` →
+    /// [`crate::policy::ContactState`].
+    pub const CONTACTS: &str = "contacts";
 }
 
 /// Errors of the store.
@@ -101,6 +104,7 @@ pub struct Store {
     pub(crate) links: sled::Tree,
     pub(crate) statuses: sled::Tree,
     pub(crate) updates: sled::Tree,
+    pub(crate) contacts: sled::Tree,
     commit: GroupCommit,
     /// Woken when a body lands in the inbox.
     pub inbox_signal: Arc<Notify>,
@@ -135,6 +139,7 @@ impl Store {
             links: tree(trees::LINKS)?,
             statuses: tree(trees::STATUSES)?,
             updates: tree(trees::UPDATES)?,
+            contacts: tree(trees::CONTACTS)?,
             db,
         })
     }
@@ -188,6 +193,46 @@ impl Store {
             Some(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
             None => Ok(None),
         }
+    }
+
+    /// The consent ledger and window of a conversation (`{phone_number_id}:{contact}`).
+    pub fn contact(&self, key: &str) -> Result<Option<crate::policy::ContactState>, StoreError> {
+        match self.contacts.get(key.as_bytes())? {
+            Some(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Records a consent event (admin CLI/API), atomically; returns the new state.
+    pub fn record_consent(
+        &self,
+        key: &str,
+        event: crate::policy::ConsentEvent,
+    ) -> Result<crate::policy::ContactState, StoreError> {
+        let updated = self.contacts.update_and_fetch(key.as_bytes(), |old| {
+            let mut state: crate::policy::ContactState = old
+                .and_then(|bytes| serde_json::from_slice(bytes).ok())
+                .unwrap_or_default();
+            state.record(event.clone());
+            serde_json::to_vec(&state).ok()
+        })?;
+        match updated {
+            Some(bytes) => Ok(serde_json::from_slice(&bytes)?),
+            None => Ok(crate::policy::ContactState::default()),
+        }
+    }
+
+    /// Conversation keys (`{phone_number_id}:{contact}`) known for a contact.
+    pub fn contact_keys(&self, contact: &str) -> Result<Vec<String>, StoreError> {
+        let suffix = format!(":{contact}");
+        let mut keys = Vec::new();
+        for key in self.contacts.iter().keys() {
+            let key = String::from_utf8_lossy(&key?).into_owned();
+            if key.ends_with(&suffix) {
+                keys.push(key);
+            }
+        }
+        Ok(keys)
     }
 
     /// Number of webhook updates recorded (templates, preferences, account events).

@@ -13,8 +13,10 @@ use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use sled::Transactional;
 use wabridge_connectors::Conversation;
 
+use crate::policy::ContactState;
 use crate::queue::{JobKey, NewJob};
 use crate::store::{batch, encode, Quarantined, StatusRecord, Store, StoreError, UpdateRecord};
+use crate::sync::consent::{self, PolicySettings};
 use crate::whatsapp::model::{self, Event};
 
 /// What a job asks a worker to do.
@@ -46,7 +48,11 @@ pub struct Drained {
 }
 
 /// Dispatches every record in the inbox, then flushes once.
-pub async fn drain(store: &Store, destinations: &[String]) -> Result<Drained, StoreError> {
+pub async fn drain(
+    store: &Store,
+    destinations: &[String],
+    consent: &PolicySettings,
+) -> Result<Drained, StoreError> {
     let mut drained = Drained::default();
     loop {
         let records: Vec<(u64, Vec<u8>)> = store
@@ -59,7 +65,15 @@ pub async fn drain(store: &Store, destinations: &[String]) -> Result<Drained, St
             break;
         }
         for (id, record) in records {
-            dispatch_record(store, destinations, id, &record, Utc::now(), &mut drained)?;
+            dispatch_record(
+                store,
+                destinations,
+                consent,
+                id,
+                &record,
+                Utc::now(),
+                &mut drained,
+            )?;
         }
     }
     if drained.bodies > 0 {
@@ -77,9 +91,11 @@ enum Parsed<'a> {
 }
 
 /// Dispatches one inbox record (the bodies of one group commit) in one transaction.
+#[allow(clippy::too_many_arguments)]
 fn dispatch_record(
     store: &Store,
     destinations: &[String],
+    consent: &PolicySettings,
     record_id: u64,
     record: &[u8],
     now: DateTime<Utc>,
@@ -126,74 +142,113 @@ fn dispatch_record(
         &store.statuses,
         &store.updates,
         &store.quarantine,
+        &store.contacts,
     )
-        .transaction(|(inbox, seen, jobs, statuses, updates, quarantine)| {
-            inbox.remove(&record_key)?;
-            for (key, value) in &quarantine_records {
-                quarantine.insert(key, value.clone())?;
-            }
-            let mut created = Vec::new();
-            let mut duplicates = 0;
-            // Arrival order inside the record: record id, then a running event counter.
-            let mut sequence = record_id << 24;
-            let events = parsed.iter().filter_map(|body| match body {
-                Parsed::Events(events) => Some(events),
-                Parsed::Quarantine { .. } => None,
-            });
-            for event in events.flatten() {
-                sequence += 1;
-                match event {
-                    Event::Message {
-                        conversation,
-                        message,
-                    } => {
-                        if !first_time(seen, &message.dedupe_key(), &record_key)? {
-                            duplicates += 1;
-                            continue;
+        .transaction(
+            |(inbox, seen, jobs, statuses, updates, quarantine, contacts)| {
+                inbox.remove(&record_key)?;
+                for (key, value) in &quarantine_records {
+                    quarantine.insert(key, value.clone())?;
+                }
+                let mut created = Vec::new();
+                let mut duplicates = 0;
+                // Arrival order inside the record: record id, then a running event counter.
+                let mut sequence = record_id << 24;
+                let events = parsed.iter().filter_map(|body| match body {
+                    Parsed::Events(events) => Some(events),
+                    Parsed::Quarantine { .. } => None,
+                });
+                for event in events.flatten() {
+                    sequence += 1;
+                    match event {
+                        Event::Message {
+                            conversation,
+                            message,
+                        } => {
+                            if !first_time(seen, &message.dedupe_key(), &record_key)? {
+                                duplicates += 1;
+                                continue;
+                            }
+                            let mut events = consent::from_message(message, consent)
+                                .into_iter()
+                                .collect::<Vec<_>>();
+                            let inbound = DateTime::<Utc>::from_timestamp(message.timestamp, 0);
+                            update_contact(contacts, &conversation.key(), |state| {
+                                if let Some(at) = inbound {
+                                    state.record_inbound(at);
+                                }
+                                for event in events.drain(..) {
+                                    state.record(event);
+                                }
+                            })?;
+                            for destination in destinations {
+                                let payload = JobPayload::Inbound {
+                                    destination: destination.clone(),
+                                    conversation: conversation.clone(),
+                                    message: message.clone(),
+                                };
+                                let job = NewJob {
+                                    queue: format!("{destination}/{}", conversation.key()),
+                                    timestamp: message.timestamp,
+                                    sequence,
+                                    payload: serde_json::to_value(&payload).map_err(|e| {
+                                        ConflictableTransactionError::Abort(StoreError::Record(e))
+                                    })?,
+                                };
+                                created.push(Store::insert_job(jobs, &job, now)?);
+                            }
                         }
-                        for destination in destinations {
-                            let payload = JobPayload::Inbound {
-                                destination: destination.clone(),
-                                conversation: conversation.clone(),
-                                message: message.clone(),
-                            };
-                            let job = NewJob {
-                                queue: format!("{destination}/{}", conversation.key()),
-                                timestamp: message.timestamp,
-                                sequence,
-                                payload: serde_json::to_value(&payload).map_err(|e| {
+                        Event::Status { status, .. } => {
+                            if !first_time(seen, &status.dedupe_key(), &record_key)? {
+                                duplicates += 1;
+                                continue;
+                            }
+                            record_status(statuses, status)?;
+                        }
+                        Event::Update { field, value } => {
+                            if let model::ChangeValue::UserPreferences(preferences) = value {
+                                for (key, event) in consent::from_user_preferences(preferences) {
+                                    update_contact(contacts, &key, |state| {
+                                        state.record(event);
+                                    })?;
+                                }
+                            }
+                            let record = UpdateRecord {
+                                received_at: now,
+                                field: field.clone(),
+                                value: serde_json::to_value(value).map_err(|e| {
                                     ConflictableTransactionError::Abort(StoreError::Record(e))
                                 })?,
                             };
-                            created.push(Store::insert_job(jobs, &job, now)?);
+                            let value =
+                                encode(&record).map_err(ConflictableTransactionError::Abort)?;
+                            updates.insert(&sequence.to_be_bytes(), value)?;
                         }
-                    }
-                    Event::Status { status, .. } => {
-                        if !first_time(seen, &status.dedupe_key(), &record_key)? {
-                            duplicates += 1;
-                            continue;
-                        }
-                        record_status(statuses, status)?;
-                    }
-                    Event::Update { field, value } => {
-                        let record = UpdateRecord {
-                            received_at: now,
-                            field: field.clone(),
-                            value: serde_json::to_value(value).map_err(|e| {
-                                ConflictableTransactionError::Abort(StoreError::Record(e))
-                            })?,
-                        };
-                        let value = encode(&record).map_err(ConflictableTransactionError::Abort)?;
-                        updates.insert(&sequence.to_be_bytes(), value)?;
                     }
                 }
-            }
-            Ok::<_, ConflictableTransactionError<StoreError>>((created, duplicates))
-        })?;
+                Ok::<_, ConflictableTransactionError<StoreError>>((created, duplicates))
+            },
+        )?;
     drained.bodies += parsed.len();
     drained.quarantined += quarantine_records.len();
     drained.jobs.extend(jobs);
     drained.duplicates += duplicates;
+    Ok(())
+}
+
+/// Reads, changes and writes a conversation's consent state inside the transaction.
+fn update_contact(
+    contacts: &TransactionalTree,
+    key: &str,
+    change: impl FnOnce(&mut ContactState),
+) -> Result<(), ConflictableTransactionError<StoreError>> {
+    let abort = |e| ConflictableTransactionError::Abort(StoreError::Record(e));
+    let mut state: ContactState = match contacts.get(key.as_bytes())? {
+        Some(bytes) => serde_json::from_slice(&bytes).map_err(abort)?,
+        None => ContactState::default(),
+    };
+    change(&mut state);
+    contacts.insert(key.as_bytes(), serde_json::to_vec(&state).map_err(abort)?)?;
     Ok(())
 }
 

@@ -13,6 +13,7 @@
 //! still had in flight (the remote system may finish it after we died), jobs found at start-up
 //! wait `queue.recovery_grace_secs` before their first attempt.
 
+pub mod consent;
 pub mod dispatch;
 
 use std::collections::{HashMap, HashSet};
@@ -55,6 +56,8 @@ pub struct Runner {
     fresh: Mutex<HashSet<JobKey>>,
     /// Woken when jobs are added or replayed.
     pub wake: Arc<Notify>,
+    /// Consent keywords.
+    consent: consent::PolicySettings,
 }
 
 impl Runner {
@@ -66,6 +69,7 @@ impl Runner {
         policy: RetryPolicy,
         workers: usize,
         recovery_grace: Duration,
+        consent: consent::PolicySettings,
     ) -> Arc<Runner> {
         Arc::new(Runner {
             store,
@@ -77,6 +81,7 @@ impl Runner {
                 + chrono::Duration::from_std(recovery_grace).unwrap_or(chrono::Duration::zero()),
             fresh: Mutex::new(HashSet::new()),
             wake: Arc::new(Notify::new()),
+            consent,
         })
     }
 
@@ -105,7 +110,7 @@ impl Runner {
         let destinations = self.destination_names();
         let signal = self.store.inbox_signal.clone();
         loop {
-            match dispatch::drain(&self.store, &destinations).await {
+            match dispatch::drain(&self.store, &destinations, &self.consent).await {
                 Ok(drained) => {
                     if drained.bodies > 0 {
                         tracing::debug!(
