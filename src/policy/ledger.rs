@@ -211,7 +211,7 @@ impl ContactState {
 
     fn latest_opt_in(&self, not_after: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
         self.latest(|event| {
-            matches!(event, ConsentEvent::OptIn { at, .. } if not_after.map_or(true, |limit| *at <= limit))
+            matches!(event, ConsentEvent::OptIn { at, .. } if not_after.is_none_or(|limit| *at <= limit))
         })
     }
 
