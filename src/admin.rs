@@ -17,9 +17,10 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use wabridge_connectors::Secret;
 
-use crate::config::Config;
+use crate::config::{Config, WhatsAppConfig};
 use crate::queue::{JobQueue, Stats};
 use crate::store::{DeadLetter, Quarantined, Store, StoreError};
+use crate::whatsapp::templates::Template;
 
 /// File name of the generated admin token inside the store directory.
 pub const TOKEN_FILE: &str = "admin.token";
@@ -209,6 +210,32 @@ pub mod ops {
     pub fn stats(store: &Store) -> Result<Stats, StoreError> {
         store.stats(Utc::now())
     }
+
+    /// The stored template catalog.
+    pub fn templates_list(store: &Store) -> Result<Vec<Template>, StoreError> {
+        store.templates()
+    }
+
+    /// Reads the catalog from Meta (every page) and replaces the stored one.
+    pub async fn templates_sync(store: &Store, config: &WhatsAppConfig) -> anyhow::Result<usize> {
+        let Some(waba_id) = &config.waba_id else {
+            anyhow::bail!("whatsapp.waba_id is not configured: no catalog to read");
+        };
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(60))
+            .build()?;
+        let catalog = crate::whatsapp::templates::fetch_catalog(
+            &http,
+            &config.graph_url,
+            &config.api_version,
+            waba_id,
+            &config.access_token,
+        )
+        .await?;
+        store.replace_templates(&catalog)?;
+        store.durable().await?;
+        Ok(catalog.len())
+    }
 }
 
 #[derive(Clone)]
@@ -216,10 +243,11 @@ struct AdminState {
     store: Store,
     token: Secret,
     wake: Arc<Notify>,
+    whatsapp: Arc<WhatsAppConfig>,
 }
 
 /// The admin router (bind it to loopback only).
-pub fn router(store: Store, token: Secret, wake: Arc<Notify>) -> Router {
+pub fn router(store: Store, token: Secret, wake: Arc<Notify>, whatsapp: WhatsAppConfig) -> Router {
     Router::new()
         .route("/admin/dlq", get(dlq_list))
         .route("/admin/dlq/replay", post(dlq_replay))
@@ -227,7 +255,14 @@ pub fn router(store: Store, token: Secret, wake: Arc<Notify>) -> Router {
         .route("/admin/queue/stats", get(stats))
         .route("/admin/contacts/show", post(contacts_show))
         .route("/admin/contacts/consent", post(contacts_consent))
-        .with_state(AdminState { store, token, wake })
+        .route("/admin/templates", get(templates_list))
+        .route("/admin/templates/sync", post(templates_sync))
+        .with_state(AdminState {
+            store,
+            token,
+            wake,
+            whatsapp: Arc::new(whatsapp),
+        })
 }
 
 type ApiResult<T> = Result<Json<T>, (StatusCode, String)>;
@@ -315,6 +350,24 @@ async fn contacts_consent(
         Ok(view) => Ok(Json(view)),
         Err(message) => Err((StatusCode::UNPROCESSABLE_ENTITY, message)),
     }
+}
+
+async fn templates_list(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+) -> ApiResult<Vec<Template>> {
+    authorize(&state, &headers)?;
+    ops::templates_list(&state.store)
+        .map(Json)
+        .map_err(internal)
+}
+
+async fn templates_sync(State(state): State<AdminState>, headers: HeaderMap) -> ApiResult<usize> {
+    authorize(&state, &headers)?;
+    ops::templates_sync(&state.store, &state.whatsapp)
+        .await
+        .map(Json)
+        .map_err(|err| (StatusCode::BAD_GATEWAY, format!("{err:#}")))
 }
 
 /// The admin token: the configured one, else the one generated into the store directory
@@ -437,6 +490,21 @@ impl Client {
             self.http
                 .post(format!("{}/admin/contacts/consent", self.base))
                 .json(request),
+        )
+        .await
+    }
+
+    /// `GET /admin/templates`
+    pub async fn templates_list(&self) -> anyhow::Result<Vec<Template>> {
+        self.call(self.http.get(format!("{}/admin/templates", self.base)))
+            .await
+    }
+
+    /// `POST /admin/templates/sync`
+    pub async fn templates_sync(&self) -> anyhow::Result<usize> {
+        self.call(
+            self.http
+                .post(format!("{}/admin/templates/sync", self.base)),
         )
         .await
     }

@@ -98,7 +98,17 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let dispatcher = tokio::spawn(runner.clone().run_dispatcher(shutdown.clone()));
     let workers = tokio::spawn(runner.clone().run_workers(shutdown.clone(), grace));
 
-    let admin_app = admin::router(store.clone(), admin_token, runner.wake.clone());
+    let admin_app = admin::router(
+        store.clone(),
+        admin_token,
+        runner.wake.clone(),
+        config.whatsapp.clone(),
+    );
+    let catalog = tokio::spawn(sync_templates(
+        store.clone(),
+        config.whatsapp.clone(),
+        shutdown.clone(),
+    ));
     let mut admin_shutdown = shutdown.clone();
     let admin_server = tokio::spawn(async move {
         axum::serve(admin_listener, admin_app)
@@ -137,9 +147,35 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let _ = admin_server.await;
     let _ = dispatcher.await;
     let _ = workers.await;
+    let _ = catalog.await;
     store.durable().await.context("final flush")?;
     tracing::info!("Stopped.");
     Ok(())
+}
+
+/// Keeps the template catalog current: at start, then every `templates_sync_minutes`
+/// (webhooks update it in between). Failures are logged and retried at the next round.
+async fn sync_templates(
+    store: Store,
+    whatsapp: crate::config::WhatsAppConfig,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    if whatsapp.waba_id.is_none() {
+        return;
+    }
+    let every = Duration::from_secs(whatsapp.templates_sync_minutes * 60);
+    loop {
+        match admin::ops::templates_sync(&store, &whatsapp).await {
+            Ok(count) => tracing::info!(templates = count, "Template catalog synced."),
+            Err(err) => {
+                tracing::warn!(error = %format!("{err:#}"), "Template catalog sync failed; retrying at the next round.")
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
 }
 
 async fn wait_for_signal() {

@@ -99,6 +99,13 @@ pub struct WhatsAppConfig {
     /// Graph API version, e.g. `v23.0`.
     #[serde(default = "WhatsAppConfig::default_api_version")]
     pub api_version: String,
+    /// The WhatsApp Business Account id, to read the template catalog
+    /// (`GET /{waba-id}/message_templates`). Without it no catalog is synced.
+    #[serde(default)]
+    pub waba_id: Option<String>,
+    /// Minutes between template catalog syncs (webhooks keep it current in between).
+    #[serde(default = "WhatsAppConfig::default_templates_sync_minutes")]
+    pub templates_sync_minutes: u64,
     /// Largest media file downloaded from Meta, in bytes (larger ones are noted, not attached).
     #[serde(default = "WhatsAppConfig::default_media_max_bytes")]
     pub media_max_bytes: u64,
@@ -113,6 +120,9 @@ impl WhatsAppConfig {
     }
     fn default_media_max_bytes() -> u64 {
         100 * 1024 * 1024
+    }
+    fn default_templates_sync_minutes() -> u64 {
+        60
     }
 }
 
@@ -601,6 +611,20 @@ impl WhatsAppConfig {
         }
         if self.access_token.is_empty() {
             problems.push(("whatsapp.access_token".into(), "must not be empty".into()));
+        }
+        if let Some(waba) = &self.waba_id {
+            if waba.is_empty() || !waba.chars().all(|c| c.is_ascii_digit()) {
+                problems.push((
+                    "whatsapp.waba_id".into(),
+                    format!("\"{waba}\" is not a WhatsApp Business Account id (digits)"),
+                ));
+            }
+        }
+        if self.templates_sync_minutes == 0 {
+            problems.push((
+                "whatsapp.templates_sync_minutes".into(),
+                "must be at least 1".into(),
+            ));
         }
         if !(self.graph_url.starts_with("https://") || self.graph_url.starts_with("http://")) {
             problems.push((

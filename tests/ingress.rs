@@ -521,3 +521,70 @@ async fn stop_keyword_opts_out_and_an_admin_opt_in_is_recorded_with_evidence() {
         Some(true)
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn template_catalog_is_synced_at_start_and_kept_current_by_status_webhooks() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let graph = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v23.0/555000/message_templates"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "data": [{
+                "id": "1001", "name": "order_confirmation", "language": "en_US",
+                "status": "APPROVED", "category": "UTILITY",
+                "components": [{ "type": "BODY", "text": "Hi {{1}}, order {{2}} of {{3}} is confirmed." }]
+            }],
+            "paging": { "cursors": { "before": "A", "after": "B" } }
+        })))
+        .mount(&graph)
+        .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), ARCHIVE, Some(&graph.uri()));
+    let daemon = Daemon::start_with_env(
+        &config,
+        vec![("WABRIDGE__WHATSAPP__WABA_ID".into(), "555000".into())],
+    );
+    let list = |daemon: &Daemon| -> serde_json::Value {
+        let (code, out) = daemon.cli(&["templates", "list", "--json"]);
+        assert_eq!(code, 0, "{out}");
+        serde_json::from_str(&out).expect("json")
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while list(&daemon).as_array().map_or(0, Vec::len) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "catalog not synced: {}",
+            daemon.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let catalog = list(&daemon);
+    assert_eq!(catalog[0]["status"], "APPROVED");
+    assert_eq!(catalog[0]["body_params"], 3);
+
+    let paused = serde_json::json!({
+        "object": "whatsapp_business_account",
+        "entry": [{ "id": "555000", "time": 1764000000, "changes": [{
+            "field": "message_template_status_update",
+            "value": { "event": "PAUSED", "message_template_id": 1001,
+                       "message_template_name": "order_confirmation",
+                       "message_template_language": "en_US", "reason": "NONE" }
+        }]}]
+    });
+    assert_eq!(
+        daemon
+            .post(&serde_json::to_vec(&paused).expect("json"))
+            .await,
+        200
+    );
+    daemon.wait_idle(Duration::from_secs(10));
+    let catalog = list(&daemon);
+    assert_eq!(catalog[0]["status"], "PAUSED", "{catalog}");
+    let (code, out) = daemon.cli(&["templates", "list"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("order_confirmation\ten_US\tUTILITY\tPAUSED"),
+        "{out}"
+    );
+}

@@ -73,6 +73,12 @@ pub enum Command {
         #[command(subcommand)]
         command: ContactsCommand,
     },
+    /// The template catalog.
+    Templates {
+        /// list | sync
+        #[command(subcommand)]
+        command: TemplatesCommand,
+    },
     /// Mapping files (CRM/shop events → template sends).
     Mapping {
         /// test
@@ -114,6 +120,19 @@ pub enum ContactsCommand {
         #[arg(long)]
         phone_number_id: Option<String>,
     },
+}
+
+/// `wabridge templates …`
+#[derive(Debug, Subcommand)]
+pub enum TemplatesCommand {
+    /// Name, language, category, status, quality and parameter counts of every template.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Read the catalog from Meta now (`whatsapp.waba_id` required).
+    Sync,
 }
 
 /// `wabridge mapping …`
@@ -408,6 +427,45 @@ pub async fn admin_command(config: &Config, command: Command) -> anyhow::Result<
                 evidence: None,
             };
             consent(&target, &request).await?;
+        }
+        Command::Templates {
+            command: TemplatesCommand::List { json },
+        } => {
+            let templates = match &target {
+                Target::Direct(store) => ops::templates_list(store)?,
+                Target::Daemon(client) => client.templates_list().await?,
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&templates)?);
+            } else if templates.is_empty() {
+                println!(
+                    "No templates known; run `wabridge templates sync` (needs whatsapp.waba_id)."
+                );
+            } else {
+                println!("name\tlanguage\tcategory\tstatus\tquality\theader/body/buttons params");
+                for t in templates {
+                    println!(
+                        "{}\t{}\t{}\t{}\t{}\t{}/{}/{:?}",
+                        t.name,
+                        t.language,
+                        t.category,
+                        t.status,
+                        t.quality.as_deref().unwrap_or("-"),
+                        t.header_params,
+                        t.body_params,
+                        t.button_params
+                    );
+                }
+            }
+        }
+        Command::Templates {
+            command: TemplatesCommand::Sync,
+        } => {
+            let count = match &target {
+                Target::Direct(store) => ops::templates_sync(store, &config.whatsapp).await?,
+                Target::Daemon(client) => client.templates_sync().await?,
+            };
+            println!("Synced {count} template(s).");
         }
         Command::Serve | Command::Validate | Command::Simulate { .. } | Command::Mapping { .. } => {
             anyhow::bail!("not an admin command")

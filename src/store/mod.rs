@@ -42,6 +42,8 @@ pub mod trees {
     /// Consent ledger and window per conversation: `{phone_number_id}:{contact}` →
     /// [`crate::policy::ContactState`].
     pub const CONTACTS: &str = "contacts";
+    /// The template catalog: `{name} 0x00 {language}` → [`crate::whatsapp::templates::Template`].
+    pub const TEMPLATES: &str = "templates";
 }
 
 /// Errors of the store.
@@ -105,6 +107,7 @@ pub struct Store {
     pub(crate) statuses: sled::Tree,
     pub(crate) updates: sled::Tree,
     pub(crate) contacts: sled::Tree,
+    pub(crate) templates: sled::Tree,
     commit: GroupCommit,
     /// Woken when a body lands in the inbox.
     pub inbox_signal: Arc<Notify>,
@@ -140,6 +143,7 @@ impl Store {
             statuses: tree(trees::STATUSES)?,
             updates: tree(trees::UPDATES)?,
             contacts: tree(trees::CONTACTS)?,
+            templates: tree(trees::TEMPLATES)?,
             db,
         })
     }
@@ -235,6 +239,37 @@ impl Store {
         Ok(keys)
     }
 
+    /// The template catalog, by name then language.
+    pub fn templates(&self) -> Result<Vec<crate::whatsapp::templates::Template>, StoreError> {
+        self.templates
+            .iter()
+            .values()
+            .map(|value| Ok(serde_json::from_slice(&value?)?))
+            .collect()
+    }
+
+    /// Replaces the catalog with a fresh copy from Meta, atomically.
+    pub fn replace_templates(
+        &self,
+        catalog: &[crate::whatsapp::templates::Template],
+    ) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        let mut fresh = std::collections::HashSet::new();
+        for template in catalog {
+            let key = template_key(&template.name, &template.language);
+            batch.insert(key.clone(), encode(template)?);
+            fresh.insert(key);
+        }
+        for key in self.templates.iter().keys() {
+            let key = key?.to_vec();
+            if !fresh.contains(&key) {
+                batch.remove(key);
+            }
+        }
+        self.templates.apply_batch(batch)?;
+        Ok(())
+    }
+
     /// Number of webhook updates recorded (templates, preferences, account events).
     pub fn update_count(&self) -> usize {
         self.updates.len()
@@ -264,6 +299,15 @@ pub fn link_key(destination: &str, conversation: &str) -> Vec<u8> {
     key.extend_from_slice(destination.as_bytes());
     key.push(0);
     key.extend_from_slice(conversation.as_bytes());
+    key
+}
+
+/// Key of the templates tree.
+pub fn template_key(name: &str, language: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(name.len() + language.len() + 1);
+    key.extend_from_slice(name.as_bytes());
+    key.push(0);
+    key.extend_from_slice(language.as_bytes());
     key
 }
 

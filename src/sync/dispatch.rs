@@ -18,6 +18,7 @@ use crate::queue::{JobKey, NewJob};
 use crate::store::{batch, encode, Quarantined, StatusRecord, Store, StoreError, UpdateRecord};
 use crate::sync::consent::{self, PolicySettings};
 use crate::whatsapp::model::{self, Event};
+use crate::whatsapp::templates::Template;
 
 /// What a job asks a worker to do.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -143,9 +144,10 @@ fn dispatch_record(
         &store.updates,
         &store.quarantine,
         &store.contacts,
+        &store.templates,
     )
         .transaction(
-            |(inbox, seen, jobs, statuses, updates, quarantine, contacts)| {
+            |(inbox, seen, jobs, statuses, updates, quarantine, contacts, templates)| {
                 inbox.remove(&record_key)?;
                 for (key, value) in &quarantine_records {
                     quarantine.insert(key, value.clone())?;
@@ -206,13 +208,7 @@ fn dispatch_record(
                             record_status(statuses, status)?;
                         }
                         Event::Update { field, value } => {
-                            if let model::ChangeValue::UserPreferences(preferences) = value {
-                                for (key, event) in consent::from_user_preferences(preferences) {
-                                    update_contact(contacts, &key, |state| {
-                                        state.record(event);
-                                    })?;
-                                }
-                            }
+                            apply_update(value, contacts, templates)?;
                             let record = UpdateRecord {
                                 received_at: now,
                                 field: field.clone(),
@@ -249,6 +245,84 @@ fn update_contact(
     };
     change(&mut state);
     contacts.insert(key.as_bytes(), serde_json::to_vec(&state).map_err(abort)?)?;
+    Ok(())
+}
+
+/// What an update changes besides being recorded: marketing preferences go to the consent
+/// ledger, template status/quality/category changes to the catalog.
+fn apply_update(
+    value: &model::ChangeValue,
+    contacts: &TransactionalTree,
+    templates: &TransactionalTree,
+) -> Result<(), ConflictableTransactionError<StoreError>> {
+    match value {
+        model::ChangeValue::UserPreferences(preferences) => {
+            for (key, event) in consent::from_user_preferences(preferences) {
+                update_contact(contacts, &key, |state| {
+                    state.record(event);
+                })?;
+            }
+        }
+        model::ChangeValue::TemplateStatus(update) => {
+            if let (Some(name), Some(language), Some(event)) = (
+                &update.message_template_name,
+                &update.message_template_language,
+                &update.event,
+            ) {
+                update_template(templates, update.message_template_id, name, language, |t| {
+                    t.apply_status_event(event);
+                    if let Some(category) = &update.message_template_category {
+                        t.category = category.clone();
+                    }
+                })?;
+            }
+        }
+        model::ChangeValue::TemplateQuality(update) => {
+            if let (Some(name), Some(language)) = (
+                &update.message_template_name,
+                &update.message_template_language,
+            ) {
+                update_template(templates, update.message_template_id, name, language, |t| {
+                    t.quality = update.new_quality_score.clone();
+                })?;
+            }
+        }
+        model::ChangeValue::TemplateCategory(update) => {
+            if let (Some(name), Some(language), Some(category)) = (
+                &update.message_template_name,
+                &update.message_template_language,
+                &update.new_category,
+            ) {
+                update_template(templates, update.message_template_id, name, language, |t| {
+                    t.category = category.clone();
+                })?;
+            }
+        }
+        model::ChangeValue::Messages(_)
+        | model::ChangeValue::TemplateComponents(_)
+        | model::ChangeValue::AccountUpdate(_)
+        | model::ChangeValue::Other(_) => {}
+    }
+    Ok(())
+}
+
+/// Applies a template webhook to its catalog entry (creating a placeholder when the catalog
+/// has not been synced yet), inside the transaction.
+fn update_template(
+    templates: &TransactionalTree,
+    id: Option<u64>,
+    name: &str,
+    language: &str,
+    change: impl FnOnce(&mut Template),
+) -> Result<(), ConflictableTransactionError<StoreError>> {
+    let abort = |e| ConflictableTransactionError::Abort(StoreError::Record(e));
+    let key = crate::store::template_key(name, language);
+    let mut template: Template = match templates.get(&key)? {
+        Some(bytes) => serde_json::from_slice(&bytes).map_err(abort)?,
+        None => Template::placeholder(id, name, language),
+    };
+    change(&mut template);
+    templates.insert(key, serde_json::to_vec(&template).map_err(abort)?)?;
     Ok(())
 }
 

@@ -153,6 +153,37 @@ impl Template {
     }
 }
 
+/// A change Meta announced by webhook, applied to the catalog entry it concerns.
+impl Template {
+    /// An entry for a template the catalog does not know yet (from a webhook): its parameter
+    /// counts are unknown until the next sync.
+    pub fn placeholder(id: Option<u64>, name: &str, language: &str) -> Template {
+        Template {
+            id: id.map(|i| i.to_string()).unwrap_or_default(),
+            name: name.to_owned(),
+            language: language.to_owned(),
+            category: String::new(),
+            status: String::new(),
+            quality: None,
+            parameter_format: "POSITIONAL".to_owned(),
+            header_params: 0,
+            body_params: 0,
+            button_params: Vec::new(),
+            components: serde_json::Value::Null,
+        }
+    }
+
+    /// Applies a `message_template_status_update` event (`APPROVED`, `PAUSED`, ...).
+    /// `REINSTATED` means approved again; `FLAGGED` is a quality warning, not a status.
+    pub fn apply_status_event(&mut self, event: &str) {
+        match event.to_ascii_uppercase().as_str() {
+            "FLAGGED" => self.quality = Some("RED".to_owned()),
+            "REINSTATED" => self.status = "APPROVED".to_owned(),
+            other => self.status = other.to_owned(),
+        }
+    }
+}
+
 /// Reads the whole catalog of a WhatsApp Business Account, following `paging.next`.
 pub async fn fetch_catalog(
     http: &reqwest::Client,
