@@ -268,6 +268,8 @@ fn ingress(inbox: Arc<dyn Inbox>) -> (Router, Arc<Metrics>) {
         verify_token: Secret::new("bench-verify-token"),
         inbox,
         metrics: metrics.clone(),
+        sources: Default::default(),
+        events: None,
     });
     (app, metrics)
 }

@@ -140,7 +140,7 @@ pub mod ops {
                 keys.remove(0)
             }
         };
-        let at = Utc::now();
+        let at = crate::policy::whole_seconds(Utc::now());
         let event = match request.action {
             ConsentAction::OptIn => {
                 let (Some(source), Some(evidence)) = (&request.source, &request.evidence) else {

@@ -16,7 +16,7 @@ use crate::cli::{self, Cli, Command};
 use crate::config::Config;
 use crate::ingress::{self, IngressState, Metrics};
 use crate::store::Store;
-use crate::sync::{Destinations, Runner};
+use crate::sync::{Destinations, Runner, RunnerParts};
 use crate::whatsapp::graph::GraphClient;
 use crate::{admin, logging};
 
@@ -74,15 +74,33 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         destinations.insert(name.clone(), Arc::from(built));
     }
     let graph = GraphClient::new(&config.whatsapp).context("building the Graph API client")?;
-    let runner = Runner::new(
-        store.clone(),
+    let mappings = {
+        let dir = config.mappings_dir();
+        if dir.is_dir() {
+            crate::mapping::load_dir(&dir).map_err(|problems| {
+                anyhow::anyhow!("{} problem(s) in the mapping files", problems.len())
+            })?
+        } else {
+            crate::mapping::MappingSet::default()
+        }
+    };
+    let limiter = Arc::new(crate::whatsapp::ratelimit::RateLimiter::new(
+        config.whatsapp.rate_limit.clone(),
+    ));
+    let sender = crate::whatsapp::sender::Sender::new(&config.whatsapp, limiter)
+        .context("building the Graph API sender")?;
+    let runner = Runner::new(RunnerParts {
+        store: store.clone(),
         destinations,
         graph,
-        config.queue.retry_policy(),
-        config.queue.workers,
-        Duration::from_secs(config.queue.recovery_grace_secs),
-        config.policy.clone(),
-    );
+        sender,
+        retry: config.queue.retry_policy(),
+        workers: config.queue.workers,
+        recovery_grace: Duration::from_secs(config.queue.recovery_grace_secs),
+        consent: config.policy.clone(),
+        mappings,
+        phone_number_id: config.whatsapp.phone_number_id.clone(),
+    });
 
     let public = tokio::net::TcpListener::bind(&config.server.listen)
         .await
@@ -123,6 +141,17 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         verify_token: config.whatsapp.verify_token.clone(),
         inbox: Arc::new(store.clone()),
         metrics: Arc::new(Metrics::default()),
+        sources: config
+            .sources
+            .iter()
+            .map(|(name, source)| {
+                (
+                    name.clone(),
+                    Arc::new(crate::ingress::sources::SourceAuth::new(source.clone())),
+                )
+            })
+            .collect(),
+        events: Some(Arc::new(store.clone())),
     };
     tracing::info!(
         listen = %config.server.listen,

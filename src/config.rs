@@ -39,6 +39,8 @@ pub struct Config {
     pub mappings: MappingsConfig,
     /// `[policy]`
     pub policy: crate::sync::consent::PolicySettings,
+    /// `[sources.<name>]`: CRM/shop/helpdesk systems allowed to post events.
+    pub sources: BTreeMap<String, crate::ingress::sources::SourceConfig>,
     /// `[connectors.<name>]`, by name.
     pub connectors: BTreeMap<String, ConnectorConfig>,
 }
@@ -99,6 +101,12 @@ pub struct WhatsAppConfig {
     /// Graph API version, e.g. `v23.0`.
     #[serde(default = "WhatsAppConfig::default_api_version")]
     pub api_version: String,
+    /// The business number's `phone_number_id` that template sends go from.
+    #[serde(default)]
+    pub phone_number_id: Option<String>,
+    /// Outbound rate limits (`[whatsapp.rate_limit]`).
+    #[serde(default)]
+    pub rate_limit: crate::whatsapp::ratelimit::RateLimitConfig,
     /// The WhatsApp Business Account id, to read the template catalog
     /// (`GET /{waba-id}/message_templates`). Without it no catalog is synced.
     #[serde(default)]
@@ -339,6 +347,7 @@ const SECTIONS: &[&str] = &[
     "log",
     "mappings",
     "policy",
+    "sources",
     "connectors",
 ];
 
@@ -518,6 +527,37 @@ pub fn load_with_env(file: &Path, env: Vec<(String, String)>) -> Result<Config, 
         }
     }
 
+    let mut sources = BTreeMap::new();
+    let source_names: BTreeMap<String, config::Value> = raw.get("sources").unwrap_or_default();
+    for name in source_names.keys() {
+        let key = format!("sources.{name}");
+        if let Some(source) =
+            section::<crate::ingress::sources::SourceConfig>(&raw, &key, &text, &mut problems, None)
+        {
+            for (field, message) in source.validate() {
+                let path = format!("{key}.{field}");
+                problems.push(Problem {
+                    line: locate(&path),
+                    path,
+                    message,
+                });
+            }
+            sources.insert(name.clone(), source);
+        }
+    }
+    if !sources.is_empty() {
+        if let Some(whatsapp) = &whatsapp {
+            if whatsapp.phone_number_id.is_none() {
+                problems.push(Problem {
+                    line: locate("whatsapp"),
+                    path: "whatsapp.phone_number_id".into(),
+                    message:
+                        "required when [sources] are configured: the number template sends go from"
+                            .into(),
+                });
+            }
+        }
+    }
     if let Some(server) = &server {
         check_addr(&mut problems, &text, "server.listen", &server.listen);
     }
@@ -587,6 +627,7 @@ pub fn load_with_env(file: &Path, env: Vec<(String, String)>) -> Result<Config, 
             log,
             mappings,
             policy,
+            sources,
             connectors,
         }),
         _ => {
@@ -617,6 +658,17 @@ impl WhatsAppConfig {
                 problems.push((
                     "whatsapp.waba_id".into(),
                     format!("\"{waba}\" is not a WhatsApp Business Account id (digits)"),
+                ));
+            }
+        }
+        for (field, message) in self.rate_limit.validate() {
+            problems.push((format!("whatsapp.rate_limit.{field}"), message));
+        }
+        if let Some(id) = &self.phone_number_id {
+            if id.is_empty() || !id.chars().all(|c| c.is_ascii_digit()) {
+                problems.push((
+                    "whatsapp.phone_number_id".into(),
+                    format!("\"{id}\" is not a phone number id (digits)"),
                 ));
             }
         }

@@ -18,7 +18,7 @@ use wabridge_connectors::Secret;
 
 pub mod sources;
 
-use crate::store::Inbox;
+use crate::store::{EventInbox, Inbox};
 use crate::whatsapp::signature;
 
 /// Largest webhook body accepted (Meta: payloads up to 3 MB).
@@ -46,6 +46,10 @@ pub struct IngressState {
     pub inbox: Arc<dyn Inbox>,
     /// Counters.
     pub metrics: Arc<Metrics>,
+    /// Event sources by name, and where their events go.
+    pub sources: HashMap<String, Arc<sources::SourceAuth>>,
+    /// Where authenticated events go.
+    pub events: Option<Arc<dyn EventInbox>>,
 }
 
 /// What the routes use, prepared once (keyed signature states) and shared.
@@ -54,6 +58,8 @@ struct Shared {
     verify_token: Secret,
     inbox: Arc<dyn Inbox>,
     metrics: Arc<Metrics>,
+    sources: HashMap<String, Arc<sources::SourceAuth>>,
+    events: Option<Arc<dyn EventInbox>>,
 }
 
 /// The public router.
@@ -63,9 +69,12 @@ pub fn router(state: IngressState) -> Router {
         verify_token: state.verify_token,
         inbox: state.inbox,
         metrics: state.metrics,
+        sources: state.sources,
+        events: state.events,
     });
     Router::new()
         .route("/webhooks/whatsapp", get(handshake).post(receive))
+        .route("/events/{source}", axum::routing::post(receive_event))
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
         .with_state(shared)
@@ -117,6 +126,61 @@ async fn receive(State(state): State<Arc<Shared>>, request: Request) -> impl Int
         Err(err) => {
             state.metrics.store_errors.fetch_add(1, Ordering::Relaxed);
             tracing::error!(error = %err, "Webhook not stored; answered 503 so Meta retries.");
+            (StatusCode::SERVICE_UNAVAILABLE, "not stored")
+        }
+    }
+}
+
+async fn receive_event(
+    State(state): State<Arc<Shared>>,
+    axum::extract::Path(source): axum::extract::Path<String>,
+    request: Request,
+) -> impl IntoResponse {
+    let (Some(auth), Some(events)) = (state.sources.get(&source), &state.events) else {
+        return (StatusCode::NOT_FOUND, "unknown event source");
+    };
+    let (parts, body) = request.into_parts();
+    let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(body) => body,
+        Err(_) => return (StatusCode::PAYLOAD_TOO_LARGE, "body over 3 MiB"),
+    };
+    let header = |name: &str| parts.headers.get(name).map(|v| v.as_bytes());
+    let scheme = parts
+        .headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("https");
+    let host = parts
+        .headers
+        .get(axum::http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let url = format!("{scheme}://{host}{}", parts.uri);
+    let checked = auth.verify(
+        &sources::EventRequest {
+            header: &header,
+            method: parts.method.as_str(),
+            url: &url,
+            body: &body,
+        },
+        chrono::Utc::now(),
+    );
+    if let Err(err) = checked {
+        state
+            .metrics
+            .rejected_signature
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(source = %source, reason = err.kind(), "Event refused: {err}.");
+        return (StatusCode::UNAUTHORIZED, "not authenticated");
+    }
+    match events.accept_event(&source, &body).await {
+        Ok(()) => {
+            state.metrics.accepted.fetch_add(1, Ordering::Relaxed);
+            (StatusCode::ACCEPTED, "accepted")
+        }
+        Err(err) => {
+            state.metrics.store_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(error = %err, "Event not stored; answered 503.");
             (StatusCode::SERVICE_UNAVAILABLE, "not stored")
         }
     }

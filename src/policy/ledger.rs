@@ -224,6 +224,12 @@ impl ContactState {
     }
 }
 
+/// A time at Meta's precision (whole seconds). Consent recorded by wabridge itself (admin,
+/// mapping) uses it, so it compares fairly with Meta's timestamps: on a tie the opt-out wins.
+pub fn whole_seconds(at: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::<Utc>::from_timestamp(at.timestamp(), 0).unwrap_or(at)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

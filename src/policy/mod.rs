@@ -30,7 +30,9 @@ mod proptests;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-pub use ledger::{ConsentEvent, ContactState, OptOutSource, CUSTOMER_SERVICE_WINDOW};
+pub use ledger::{
+    whole_seconds, ConsentEvent, ContactState, OptOutSource, CUSTOMER_SERVICE_WINDOW,
+};
 pub use template::{Category, ParamCounts, TemplateInfo, TemplateStatus};
 
 /// The default safety margin: free-form sends stop this long before Meta closes the window.

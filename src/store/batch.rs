@@ -1,29 +1,47 @@
-//! The inbox record format: the bodies one group commit wrote, each as a big-endian `u32`
-//! length and the bytes, after a `u32` count.
+//! The inbox record format: the bodies one group commit wrote, after a big-endian `u32`
+//! count; each body as its origin (`u16` length and UTF-8: empty for Meta's webhook,
+//! `event:<source>` for a CRM/shop event) then a `u32` length and the bytes.
+
+/// Where a body came from.
+pub const WHATSAPP: &str = "";
+
+/// The origin of an event from `source`.
+pub fn event_origin(source: &str) -> String {
+    format!("event:{source}")
+}
 
 /// Encodes bodies as one record.
-pub fn encode(bodies: &[Vec<u8>]) -> Vec<u8> {
-    let total: usize = bodies.iter().map(|b| b.len() + 4).sum::<usize>() + 4;
+pub fn encode(bodies: &[(String, Vec<u8>)]) -> Vec<u8> {
+    let total: usize = bodies
+        .iter()
+        .map(|(o, b)| o.len() + b.len() + 6)
+        .sum::<usize>()
+        + 4;
     let mut out = Vec::with_capacity(total);
     out.extend_from_slice(&(bodies.len() as u32).to_be_bytes());
-    for body in bodies {
+    for (origin, body) in bodies {
+        out.extend_from_slice(&(origin.len() as u16).to_be_bytes());
+        out.extend_from_slice(origin.as_bytes());
         out.extend_from_slice(&(body.len() as u32).to_be_bytes());
         out.extend_from_slice(body);
     }
     out
 }
 
-/// Splits a record into its bodies; `None` if it is not a well-formed record.
-pub fn decode(record: &[u8]) -> Option<Vec<&[u8]>> {
+/// Splits a record into (origin, body) pairs; `None` if it is not a well-formed record.
+pub fn decode(record: &[u8]) -> Option<Vec<(&str, &[u8])>> {
     let (count, mut rest) = split_u32(record)?;
     let mut bodies = Vec::with_capacity(count.min(4096) as usize);
     for _ in 0..count {
-        let (len, after) = split_u32(rest)?;
+        let head: [u8; 2] = rest.get(..2)?.try_into().ok()?;
+        let origin_len = u16::from_be_bytes(head) as usize;
+        let origin = std::str::from_utf8(rest.get(2..2 + origin_len)?).ok()?;
+        let (len, after) = split_u32(&rest[2 + origin_len..])?;
         let len = len as usize;
         if after.len() < len {
             return None;
         }
-        bodies.push(&after[..len]);
+        bodies.push((origin, &after[..len]));
         rest = &after[len..];
     }
     rest.is_empty().then_some(bodies)
@@ -44,14 +62,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn round_trips_and_rejects_truncation() {
-        let bodies = vec![b"{}".to_vec(), Vec::new(), vec![0u8; 1000]];
+    fn round_trips_with_origins_and_rejects_truncation() {
+        let bodies = vec![
+            (WHATSAPP.to_owned(), b"{}".to_vec()),
+            (event_origin("shop"), Vec::new()),
+            (WHATSAPP.to_owned(), vec![0u8; 1000]),
+        ];
         let record = encode(&bodies);
         let decoded = decode(&record).expect("decodes");
-        assert_eq!(
-            decoded,
-            bodies.iter().map(Vec::as_slice).collect::<Vec<_>>()
-        );
+        let expected: Vec<(&str, &[u8])> = bodies
+            .iter()
+            .map(|(o, b)| (o.as_str(), b.as_slice()))
+            .collect();
+        assert_eq!(decoded, expected);
         assert_eq!(count(&record), 3);
         assert!(decode(&record[..record.len() - 1]).is_none());
         assert!(decode(b"\x00\x00").is_none());

@@ -22,8 +22,8 @@ const MAX_BATCH_BODIES: usize = 1024;
 type Reply = oneshot::Sender<Result<(), String>>;
 
 enum Request {
-    /// Store this body durably.
-    Append(Vec<u8>, Reply),
+    /// Store this body (with its origin) durably.
+    Append(String, Vec<u8>, Reply),
     /// Answer once everything written before this request is on disk.
     Flush(Reply),
     /// Flush, answer, and stop (releasing the database).
@@ -54,23 +54,23 @@ impl GroupCommit {
                         None => return,
                     },
                 };
-                let mut bodies: Vec<Vec<u8>> = Vec::new();
+                let mut bodies: Vec<(String, Vec<u8>)> = Vec::new();
                 let mut bytes = 0;
                 let mut replies: Vec<Reply> = Vec::new();
                 let mut close: Option<Reply> = None;
                 let mut next = Some(first);
                 while let Some(request) = next.take() {
                     match request {
-                        Request::Append(body, reply) => {
+                        Request::Append(origin, body, reply) => {
                             let full = !bodies.is_empty()
                                 && (bytes + body.len() > MAX_BATCH_BYTES
                                     || bodies.len() >= MAX_BATCH_BODIES);
                             if full {
-                                carried = Some(Request::Append(body, reply));
+                                carried = Some(Request::Append(origin, body, reply));
                                 break;
                             }
                             bytes += body.len();
-                            bodies.push(body);
+                            bodies.push((origin, body));
                             replies.push(reply);
                         }
                         Request::Flush(reply) => replies.push(reply),
@@ -137,9 +137,11 @@ impl GroupCommit {
         }
     }
 
-    /// Stores `body` in the inbox; returns once it is on disk.
-    pub async fn append(&self, body: Vec<u8>) -> Result<(), StoreError> {
-        self.call(|reply| Request::Append(body, reply)).await
+    /// Stores `body` (from `origin`, see [`super::batch`]) in the inbox; returns once it is on
+    /// disk.
+    pub async fn append(&self, origin: String, body: Vec<u8>) -> Result<(), StoreError> {
+        self.call(|reply| Request::Append(origin, body, reply))
+            .await
     }
 
     /// Returns once everything written before this call is on disk.

@@ -18,7 +18,7 @@ use serde::{de::DeserializeOwned, Serialize};
 use tokio::sync::Notify;
 
 pub use group_commit::GroupCommit;
-pub use records::{DeadLetter, Quarantined, StatusRecord, UpdateRecord};
+pub use records::{AuditEntry, DeadLetter, Quarantined, StatusRecord, UpdateRecord};
 
 /// sled tree names, in one place.
 pub mod trees {
@@ -44,6 +44,13 @@ pub mod trees {
     pub const CONTACTS: &str = "contacts";
     /// The template catalog: `{name} 0x00 {language}` → [`crate::whatsapp::templates::Template`].
     pub const TEMPLATES: &str = "templates";
+    /// Every outbound decision: `u64 id` → [`super::AuditEntry`].
+    pub const AUDIT: &str = "audit";
+    /// Outbound sends that reached Meta: idempotency key → wamid.
+    pub const SENT: &str = "sent";
+    /// Outbound sends written to Meta whose answer is not recorded yet: idempotency key → time.
+    /// Present after a crash or a timeout: the outcome is unknown, the send is not repeated.
+    pub const SENDING: &str = "sending";
 }
 
 /// Errors of the store.
@@ -108,6 +115,9 @@ pub struct Store {
     pub(crate) updates: sled::Tree,
     pub(crate) contacts: sled::Tree,
     pub(crate) templates: sled::Tree,
+    pub(crate) audit: sled::Tree,
+    pub(crate) sent: sled::Tree,
+    pub(crate) sending: sled::Tree,
     commit: GroupCommit,
     /// Woken when a body lands in the inbox.
     pub inbox_signal: Arc<Notify>,
@@ -144,6 +154,9 @@ impl Store {
             updates: tree(trees::UPDATES)?,
             contacts: tree(trees::CONTACTS)?,
             templates: tree(trees::TEMPLATES)?,
+            audit: tree(trees::AUDIT)?,
+            sent: tree(trees::SENT)?,
+            sending: tree(trees::SENDING)?,
             db,
         })
     }
@@ -270,6 +283,27 @@ impl Store {
         Ok(())
     }
 
+    /// Appends an audit entry.
+    pub fn audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        let id = self.next_id()?;
+        self.audit.insert(id.to_be_bytes(), encode(entry)?)?;
+        Ok(())
+    }
+
+    /// Audit entries, oldest first, optionally for one contact (digits).
+    pub fn audit_entries(&self, contact: Option<&str>) -> Result<Vec<AuditEntry>, StoreError> {
+        let all: Vec<(u64, AuditEntry)> = scan(&self.audit)?;
+        Ok(all
+            .into_iter()
+            .map(|(_, entry)| entry)
+            .filter(|entry| match (contact, &entry.contact) {
+                (None, _) => true,
+                (Some(digits), Some(key)) => key.ends_with(&format!(":{digits}")),
+                (Some(_), None) => false,
+            })
+            .collect())
+    }
+
     /// Number of webhook updates recorded (templates, preferences, account events).
     pub fn update_count(&self) -> usize {
         self.updates.len()
@@ -289,7 +323,25 @@ impl Store {
 #[async_trait::async_trait]
 impl Inbox for Store {
     async fn accept(&self, raw: &[u8]) -> Result<(), StoreError> {
-        self.commit.append(raw.to_vec()).await
+        self.commit
+            .append(batch::WHATSAPP.to_owned(), raw.to_vec())
+            .await
+    }
+}
+
+/// Where authenticated CRM/shop events go (the events route's view of storage).
+#[async_trait::async_trait]
+pub trait EventInbox: Send + Sync {
+    /// Stores an event body from `source`; returns once it is durable.
+    async fn accept_event(&self, source: &str, raw: &[u8]) -> Result<(), StoreError>;
+}
+
+#[async_trait::async_trait]
+impl EventInbox for Store {
+    async fn accept_event(&self, source: &str, raw: &[u8]) -> Result<(), StoreError> {
+        self.commit
+            .append(batch::event_origin(source), raw.to_vec())
+            .await
     }
 }
 
@@ -368,7 +420,10 @@ pub(crate) mod tests {
             .map(|v| v.expect("value"))
             .collect();
         assert_eq!(records.len(), 1);
-        assert_eq!(batch::decode(&records[0]), Some(vec![&b"{\"a\":1}"[..]]));
+        assert_eq!(
+            batch::decode(&records[0]),
+            Some(vec![(batch::WHATSAPP, &b"{\"a\":1}"[..])])
+        );
     }
 
     #[tokio::test]

@@ -68,3 +68,37 @@ pub struct UpdateRecord {
     /// The change value.
     pub value: serde_json::Value,
 }
+
+/// One decision about an outbound message, for `wabridge audit`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AuditEntry {
+    /// When it was decided.
+    pub at: DateTime<Utc>,
+    /// `{phone_number_id}:{contact}`, when known.
+    pub contact: Option<String>,
+    /// What was to be sent (`template order_confirmation (order_paid)`, `agent reply`, ...).
+    pub subject: String,
+    /// `sent`, `allow`, `block`, `defer`, `invalid`, `failed`, `unknown_outcome`.
+    pub decision: String,
+    /// Why, in words an agent understands.
+    pub reason: String,
+}
+
+impl AuditEntry {
+    /// An entry.
+    pub fn new(
+        at: DateTime<Utc>,
+        contact: Option<String>,
+        subject: &str,
+        decision: &str,
+        reason: String,
+    ) -> AuditEntry {
+        AuditEntry {
+            at,
+            contact,
+            subject: subject.to_owned(),
+            decision: decision.to_owned(),
+            reason,
+        }
+    }
+}

@@ -13,17 +13,29 @@ use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use sled::Transactional;
 use wabridge_connectors::Conversation;
 
-use crate::policy::ContactState;
+use crate::mapping::{MappingSet, Outcome, SendIntent};
+use crate::policy::{ConsentEvent, ContactState};
 use crate::queue::{JobKey, NewJob};
+use crate::store::AuditEntry;
 use crate::store::{batch, encode, Quarantined, StatusRecord, Store, StoreError, UpdateRecord};
 use crate::sync::consent::{self, PolicySettings};
 use crate::whatsapp::model::{self, Event};
 use crate::whatsapp::templates::Template;
 
+/// The queue prefix of outbound sends (a destination name no connector may take).
+pub const OUTBOX: &str = "outbox";
+
 /// What a job asks a worker to do.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum JobPayload {
+    /// Send a template decided by a mapping (through the policy gate, then the Graph API).
+    Outbound {
+        /// The business number to send from.
+        phone_number_id: String,
+        /// What to send.
+        intent: SendIntent,
+    },
     /// Deliver a customer message to a destination.
     Inbound {
         /// The connector name (`[connectors.<name>]`).
@@ -33,6 +45,18 @@ pub enum JobPayload {
         /// The message as Meta sent it.
         message: model::Message,
     },
+}
+
+/// What the dispatcher needs besides the store.
+pub struct DispatchContext<'a> {
+    /// Connector names: every customer message goes to each.
+    pub destinations: &'a [String],
+    /// Consent keywords.
+    pub consent: &'a PolicySettings,
+    /// Mapping files: events become template sends.
+    pub mappings: &'a MappingSet,
+    /// The business number outbound sends go from (`whatsapp.phone_number_id`).
+    pub phone_number_id: Option<&'a str>,
 }
 
 /// Result of one drain.
@@ -49,11 +73,7 @@ pub struct Drained {
 }
 
 /// Dispatches every record in the inbox, then flushes once.
-pub async fn drain(
-    store: &Store,
-    destinations: &[String],
-    consent: &PolicySettings,
-) -> Result<Drained, StoreError> {
+pub async fn drain(store: &Store, context: &DispatchContext<'_>) -> Result<Drained, StoreError> {
     let mut drained = Drained::default();
     loop {
         let records: Vec<(u64, Vec<u8>)> = store
@@ -66,15 +86,7 @@ pub async fn drain(
             break;
         }
         for (id, record) in records {
-            dispatch_record(
-                store,
-                destinations,
-                consent,
-                id,
-                &record,
-                Utc::now(),
-                &mut drained,
-            )?;
+            dispatch_record(store, context, id, &record, Utc::now(), &mut drained)?;
         }
     }
     if drained.bodies > 0 {
@@ -88,15 +100,44 @@ pub async fn drain(
 /// What one body of a record became.
 enum Parsed<'a> {
     Events(Vec<Event>),
-    Quarantine { raw: &'a [u8], reason: String },
+    /// A CRM/shop event and what each mapping of its source makes of it.
+    Outbound(Vec<Outcome>),
+    Quarantine {
+        raw: &'a [u8],
+        reason: String,
+    },
+}
+
+/// Parses one body according to where it came from.
+fn parse_body<'a>(origin: &str, raw: &'a [u8], context: &DispatchContext<'_>) -> Parsed<'a> {
+    match origin.strip_prefix("event:") {
+        None => match model::parse(raw) {
+            Ok(envelope) => Parsed::Events(envelope.events()),
+            Err(err) => Parsed::Quarantine {
+                raw,
+                reason: err.to_string(),
+            },
+        },
+        Some(source) => match serde_json::from_slice::<serde_json::Value>(raw) {
+            Ok(event) => Parsed::Outbound(
+                context
+                    .mappings
+                    .for_source(source)
+                    .map(|mapping| mapping.render(&event))
+                    .collect(),
+            ),
+            Err(err) => Parsed::Quarantine {
+                raw,
+                reason: format!("event from {source} is not JSON: {err}"),
+            },
+        },
+    }
 }
 
 /// Dispatches one inbox record (the bodies of one group commit) in one transaction.
-#[allow(clippy::too_many_arguments)]
 fn dispatch_record(
     store: &Store,
-    destinations: &[String],
-    consent: &PolicySettings,
+    context: &DispatchContext<'_>,
     record_id: u64,
     record: &[u8],
     now: DateTime<Utc>,
@@ -106,13 +147,7 @@ fn dispatch_record(
     let parsed: Vec<Parsed> = match batch::decode(record) {
         Some(bodies) => bodies
             .into_iter()
-            .map(|raw| match model::parse(raw) {
-                Ok(envelope) => Parsed::Events(envelope.events()),
-                Err(err) => Parsed::Quarantine {
-                    raw,
-                    reason: err.to_string(),
-                },
-            })
+            .map(|(origin, raw)| parse_body(origin, raw, context))
             .collect(),
         // Not a record this version wrote: keep it whole rather than guess.
         None => vec![Parsed::Quarantine {
@@ -145,9 +180,10 @@ fn dispatch_record(
         &store.quarantine,
         &store.contacts,
         &store.templates,
+        &store.audit,
     )
         .transaction(
-            |(inbox, seen, jobs, statuses, updates, quarantine, contacts, templates)| {
+            |(inbox, seen, jobs, statuses, updates, quarantine, contacts, templates, audit)| {
                 inbox.remove(&record_key)?;
                 for (key, value) in &quarantine_records {
                     quarantine.insert(key, value.clone())?;
@@ -156,9 +192,23 @@ fn dispatch_record(
                 let mut duplicates = 0;
                 // Arrival order inside the record: record id, then a running event counter.
                 let mut sequence = record_id << 24;
+                for outcomes in parsed.iter().filter_map(|body| match body {
+                    Parsed::Outbound(outcomes) => Some(outcomes),
+                    Parsed::Events(_) | Parsed::Quarantine { .. } => None,
+                }) {
+                    for outcome in outcomes {
+                        sequence += 1;
+                        match queue_outbound(
+                            outcome, context, sequence, now, seen, jobs, contacts, audit,
+                        )? {
+                            Some(key) => created.push(key),
+                            None => duplicates += usize::from(matches!(outcome, Outcome::Send(_))),
+                        }
+                    }
+                }
                 let events = parsed.iter().filter_map(|body| match body {
                     Parsed::Events(events) => Some(events),
-                    Parsed::Quarantine { .. } => None,
+                    Parsed::Outbound(_) | Parsed::Quarantine { .. } => None,
                 });
                 for event in events.flatten() {
                     sequence += 1;
@@ -171,7 +221,7 @@ fn dispatch_record(
                                 duplicates += 1;
                                 continue;
                             }
-                            let mut events = consent::from_message(message, consent)
+                            let mut events = consent::from_message(message, context.consent)
                                 .into_iter()
                                 .collect::<Vec<_>>();
                             let inbound = DateTime::<Utc>::from_timestamp(message.timestamp, 0);
@@ -183,7 +233,7 @@ fn dispatch_record(
                                     state.record(event);
                                 }
                             })?;
-                            for destination in destinations {
+                            for destination in context.destinations {
                                 let payload = JobPayload::Inbound {
                                     destination: destination.clone(),
                                     conversation: conversation.clone(),
@@ -246,6 +296,85 @@ fn update_contact(
     change(&mut state);
     contacts.insert(key.as_bytes(), serde_json::to_vec(&state).map_err(abort)?)?;
     Ok(())
+}
+
+/// Queues a mapping's send (deduplicated by its idempotency key, its opt-in evidence recorded),
+/// or audits why it cannot be sent. Returns the new job's key.
+#[allow(clippy::too_many_arguments)]
+fn queue_outbound(
+    outcome: &Outcome,
+    context: &DispatchContext<'_>,
+    sequence: u64,
+    now: DateTime<Utc>,
+    seen: &TransactionalTree,
+    jobs: &TransactionalTree,
+    contacts: &TransactionalTree,
+    audit: &TransactionalTree,
+) -> Result<Option<JobKey>, ConflictableTransactionError<StoreError>> {
+    let abort = |e| ConflictableTransactionError::Abort(StoreError::Record(e));
+    match outcome {
+        Outcome::Skip { .. } => Ok(None),
+        Outcome::Invalid { reason } => {
+            let entry = AuditEntry::new(now, None, "mapping", "invalid", reason.clone());
+            audit.insert(
+                &sequence.to_be_bytes(),
+                serde_json::to_vec(&entry).map_err(abort)?,
+            )?;
+            Ok(None)
+        }
+        Outcome::Send(intent) => {
+            let Some(phone_number_id) = context.phone_number_id else {
+                let entry = AuditEntry::new(
+                    now,
+                    None,
+                    &format!("template {} ({})", intent.template, intent.mapping),
+                    "invalid",
+                    "whatsapp.phone_number_id is not configured: no number to send from".into(),
+                );
+                audit.insert(
+                    &sequence.to_be_bytes(),
+                    serde_json::to_vec(&entry).map_err(abort)?,
+                )?;
+                return Ok(None);
+            };
+            if !first_time(
+                seen,
+                &format!("o:{}", intent.idempotency_key),
+                &sequence.to_be_bytes(),
+            )? {
+                return Ok(None);
+            }
+            let contact_key = format!("{phone_number_id}:{}", intent.to);
+            if let Some(evidence) = &intent.opt_in {
+                // An event's opt-in field (often a sticky account setting) never overrides a
+                // customer's STOP: only the customer (START) or an admin can undo that.
+                update_contact(contacts, &contact_key, |state| {
+                    if state.opted_out().is_some() {
+                        return;
+                    }
+                    state.record(ConsentEvent::OptIn {
+                        at: crate::policy::whole_seconds(now),
+                        source: format!("mapping {}", intent.mapping),
+                        evidence: format!(
+                            "{} ({} = {})",
+                            evidence.evidence, evidence.path, evidence.value
+                        ),
+                    });
+                })?;
+            }
+            let payload = JobPayload::Outbound {
+                phone_number_id: phone_number_id.to_owned(),
+                intent: intent.clone(),
+            };
+            let job = NewJob {
+                queue: format!("{OUTBOX}/{contact_key}"),
+                timestamp: now.timestamp(),
+                sequence,
+                payload: serde_json::to_value(&payload).map_err(abort)?,
+            };
+            Ok(Some(Store::insert_job(jobs, &job, now)?))
+        }
+    }
 }
 
 /// What an update changes besides being recorded: marketing preferences go to the consent

@@ -15,6 +15,7 @@
 
 pub mod consent;
 pub mod dispatch;
+mod outbound;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -33,6 +34,7 @@ use crate::queue::{Failure, Job, JobKey, JobQueue, Outcome, RetryPolicy};
 use crate::store::{link_key, Store, StoreError};
 use crate::whatsapp::graph::{GraphClient, GraphError};
 use crate::whatsapp::render;
+use crate::whatsapp::sender::Sender;
 use dispatch::JobPayload;
 
 /// Longest a single delivery may take before it counts as a (retryable) timeout.
@@ -56,32 +58,58 @@ pub struct Runner {
     fresh: Mutex<HashSet<JobKey>>,
     /// Woken when jobs are added or replayed.
     pub wake: Arc<Notify>,
-    /// Consent keywords.
+    /// Consent keywords and window margin.
     consent: consent::PolicySettings,
+    /// Mapping files (events → template sends).
+    mappings: crate::mapping::MappingSet,
+    /// The business number outbound sends go from.
+    phone_number_id: Option<String>,
+    /// The Graph API sender.
+    sender: Sender,
+}
+
+/// Everything a [`Runner`] is built from.
+pub struct RunnerParts {
+    /// The store.
+    pub store: Store,
+    /// Connectors by name.
+    pub destinations: Destinations,
+    /// Graph client (media downloads).
+    pub graph: GraphClient,
+    /// Graph sender (template sends).
+    pub sender: Sender,
+    /// Retry schedule.
+    pub retry: RetryPolicy,
+    /// Parallel jobs.
+    pub workers: usize,
+    /// How long jobs left by a previous process wait after start.
+    pub recovery_grace: Duration,
+    /// `[policy]`
+    pub consent: consent::PolicySettings,
+    /// Mapping files.
+    pub mappings: crate::mapping::MappingSet,
+    /// `whatsapp.phone_number_id`
+    pub phone_number_id: Option<String>,
 }
 
 impl Runner {
-    /// A runner over `store`.
-    pub fn new(
-        store: Store,
-        destinations: Destinations,
-        graph: GraphClient,
-        policy: RetryPolicy,
-        workers: usize,
-        recovery_grace: Duration,
-        consent: consent::PolicySettings,
-    ) -> Arc<Runner> {
+    /// A runner from its parts.
+    pub fn new(parts: RunnerParts) -> Arc<Runner> {
         Arc::new(Runner {
-            store,
-            destinations,
-            graph,
-            policy,
-            workers: workers.max(1),
+            store: parts.store,
+            destinations: parts.destinations,
+            graph: parts.graph,
+            policy: parts.retry,
+            workers: parts.workers.max(1),
             recovery_until: Utc::now()
-                + chrono::Duration::from_std(recovery_grace).unwrap_or(chrono::Duration::zero()),
+                + chrono::Duration::from_std(parts.recovery_grace)
+                    .unwrap_or(chrono::Duration::zero()),
             fresh: Mutex::new(HashSet::new()),
             wake: Arc::new(Notify::new()),
-            consent,
+            consent: parts.consent,
+            mappings: parts.mappings,
+            phone_number_id: parts.phone_number_id,
+            sender: parts.sender,
         })
     }
 
@@ -110,7 +138,13 @@ impl Runner {
         let destinations = self.destination_names();
         let signal = self.store.inbox_signal.clone();
         loop {
-            match dispatch::drain(&self.store, &destinations, &self.consent).await {
+            let context = dispatch::DispatchContext {
+                destinations: &destinations,
+                consent: &self.consent,
+                mappings: &self.mappings,
+                phone_number_id: self.phone_number_id.as_deref(),
+            };
+            match dispatch::drain(&self.store, &context).await {
                 Ok(drained) => {
                     if drained.bodies > 0 {
                         tracing::debug!(
@@ -271,6 +305,13 @@ impl Runner {
                 }
             })?;
         match payload {
+            JobPayload::Outbound {
+                phone_number_id,
+                intent,
+            } => self
+                .send_outbound(&phone_number_id, &intent, maybe_delivered)
+                .await
+                .map(|()| None),
             JobPayload::Inbound {
                 destination,
                 conversation,

@@ -248,6 +248,12 @@ impl Daemon {
             .args(args)
             .arg("--config")
             .arg(&self.config)
+            .envs(
+                self.env
+                    .iter()
+                    .filter(|(k, _)| k != "WABRIDGE_FAILPOINT")
+                    .cloned(),
+            )
             .output()
             .expect("run wabridge");
         (

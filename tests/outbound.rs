@@ -1,0 +1,224 @@
+//! End-to-end outbound: a signed shop event → the shipped `order_paid` mapping → the policy
+//! gate → a template send to a contract-faithful Graph API mock (wiremock), with dedupe, the
+//! mapping's opt-in evidence, and a STOP that blocks the next send.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const SHOP_SECRET: &str = "shop-secret";
+
+fn order_event(order_id: u64, phone: &str) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "event": "order.paid",
+        "order": {
+            "id": order_id, "number": order_id.to_string(), "status": "processing",
+            "currency": "OMR", "total": "24.500",
+            "billing": { "first_name": "Aisha", "phone": phone },
+            "meta": { "whatsapp_updates": "yes" }
+        }
+    }))
+    .expect("json")
+}
+
+async fn post_event(url: &str, source: &str, body: &[u8], secret: Option<&str>) -> u16 {
+    use hmac::{Hmac, Mac};
+    let mut request = reqwest::Client::new()
+        .post(format!("{url}/events/{source}"))
+        .header("content-type", "application/json")
+        .body(body.to_vec());
+    if let Some(secret) = secret {
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("key");
+        mac.update(body);
+        let signature = hex::encode(mac.finalize().into_bytes());
+        request = request.header("x-shop-signature", format!("sha256={signature}"));
+    }
+    request
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+}
+
+async fn graph() -> MockServer {
+    let graph = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v23.0/555000/message_templates"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "data": [{
+                "id": "1001", "name": "order_confirmation", "language": "en",
+                "status": "APPROVED", "category": "UTILITY",
+                "components": [{ "type": "BODY", "text": "Hi {{1}}, order {{2}} of {{3}} is confirmed." }]
+            }],
+            "paging": { "cursors": { "before": "A", "after": "B" } }
+        })))
+        .mount(&graph)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(format!("/v23.0/{PHONE_NUMBER_ID}/messages")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "messaging_product": "whatsapp",
+            "contacts": [{ "input": "96891234567", "wa_id": "96891234567" }],
+            "messages": [{ "id": "wamid.SENT1", "message_status": "accepted" }]
+        })))
+        .mount(&graph)
+        .await;
+    graph
+}
+
+async fn sends(graph: &MockServer) -> Vec<serde_json::Value> {
+    graph
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| r.method.as_str() == "POST")
+        .map(|r| serde_json::from_slice(&r.body).expect("json body"))
+        .collect()
+}
+
+fn start(dir: &std::path::Path, graph: &MockServer) -> Daemon {
+    let extra = format!(
+        "[connectors.archive]\nkind = \"files\"\n\n[mappings]\ndir = \"{}\"\n\n[sources.shop]\nauth = \"hmac\"\nsecret = \"{SHOP_SECRET}\"\nheader = \"X-Shop-Signature\"\nprefix = \"sha256=\"\n",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/mappings")
+    );
+    let config = write_config(dir, &extra, Some(&graph.uri()));
+    let daemon = Daemon::start_with_env(
+        &config,
+        vec![
+            ("WABRIDGE__WHATSAPP__WABA_ID".into(), "555000".into()),
+            (
+                "WABRIDGE__WHATSAPP__PHONE_NUMBER_ID".into(),
+                PHONE_NUMBER_ID.into(),
+            ),
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, out) = daemon.cli(&["templates", "list", "--json"]);
+        if out.contains("order_confirmation") {
+            return daemon;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "catalog not synced: {}",
+            daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn paid_order_event_becomes_one_template_send_and_stop_blocks_the_next() {
+    let graph = graph().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let daemon = start(dir.path(), &graph);
+
+    // Refused: no signature, wrong signature, unknown source. Nothing is stored or sent.
+    let event = order_event(10482, "9123 4567");
+    assert_eq!(post_event(&daemon.url, "shop", &event, None).await, 401);
+    assert_eq!(
+        post_event(&daemon.url, "shop", &event, Some("wrong")).await,
+        401
+    );
+    assert_eq!(
+        post_event(&daemon.url, "crm", &event, Some(SHOP_SECRET)).await,
+        404
+    );
+
+    // Accepted twice (the shop retries): one send.
+    assert_eq!(
+        post_event(&daemon.url, "shop", &event, Some(SHOP_SECRET)).await,
+        202
+    );
+    assert_eq!(
+        post_event(&daemon.url, "shop", &event, Some(SHOP_SECRET)).await,
+        202
+    );
+    daemon.wait_idle(Duration::from_secs(15));
+    let sent = sends(&graph).await;
+    assert_eq!(sent.len(), 1, "{sent:?}\n{}", tail(&daemon.log(), 30));
+    let body = &sent[0];
+    assert_eq!(body["to"], "96891234567");
+    assert_eq!(body["type"], "template");
+    assert_eq!(body["template"]["name"], "order_confirmation");
+    assert_eq!(
+        body["template"]["components"][0]["parameters"][2]["currency"]["amount_1000"],
+        24500
+    );
+
+    // The mapping's opt-in evidence is in the ledger; the send is in the audit log.
+    let (code, out) = daemon.cli(&["contacts", "show", "+96891234567", "--json"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("mapping order_paid") && out.contains("whatsapp_updates"),
+        "{out}"
+    );
+
+    // The customer writes STOP: the next order is not sent, and the dead letter says why.
+    let stop = text_webhook(
+        "96891234567",
+        "Aisha",
+        "wamid.STOP",
+        chrono::Utc::now().timestamp(),
+        "STOP",
+    );
+    assert_eq!(daemon.post(&stop).await, 200);
+    daemon.wait_idle(Duration::from_secs(15));
+    let next = order_event(10483, "+968 9123 4567");
+    assert_eq!(
+        post_event(&daemon.url, "shop", &next, Some(SHOP_SECRET)).await,
+        202
+    );
+    daemon.wait_idle(Duration::from_secs(15));
+    assert_eq!(sends(&graph).await.len(), 1, "nothing sent after STOP");
+    let (_, out) = daemon.cli(&["dlq", "list"]);
+    assert!(out.contains("blocked by policy"), "{out}");
+    let stats = daemon.stats();
+    assert_eq!(stats["dead"], 1, "{stats}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn meta_131026_dead_letters_and_marks_the_contact_undeliverable() {
+    let graph = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v23.0/555000/message_templates"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "data": [{
+                "id": "1001", "name": "order_confirmation", "language": "en",
+                "status": "APPROVED", "category": "UTILITY",
+                "components": [{ "type": "BODY", "text": "Hi {{1}}, order {{2}} of {{3}} is confirmed." }]
+            }]
+        })))
+        .mount(&graph)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(format!("/v23.0/{PHONE_NUMBER_ID}/messages")))
+        .respond_with(ResponseTemplate::new(400).set_body_json(serde_json::json!({
+            "error": { "message": "(#131026) Message undeliverable", "type": "OAuthException",
+                       "code": 131026, "error_data": { "messaging_product": "whatsapp", "details": "Message Undeliverable." },
+                       "fbtrace_id": "AbC" }
+        })))
+        .expect(1)
+        .mount(&graph)
+        .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let daemon = start(dir.path(), &graph);
+    let event = order_event(20001, "9123 4568");
+    assert_eq!(
+        post_event(&daemon.url, "shop", &event, Some(SHOP_SECRET)).await,
+        202
+    );
+    daemon.wait_idle(Duration::from_secs(15));
+    let (_, out) = daemon.cli(&["dlq", "list"]);
+    assert!(out.contains("131026"), "{out}");
+    let (_, out) = daemon.cli(&["contacts", "show", "+96891234568", "--json"]);
+    assert!(
+        out.contains("Undeliverable") || out.contains("undeliverable"),
+        "{out}"
+    );
+}
