@@ -19,7 +19,7 @@ use wabridge_connectors::Secret;
 
 use crate::config::{Config, WhatsAppConfig};
 use crate::queue::{JobQueue, Stats};
-use crate::store::{DeadLetter, Quarantined, Store, StoreError};
+use crate::store::{AuditEntry, DeadLetter, Quarantined, Store, StoreError};
 use crate::whatsapp::templates::Template;
 
 /// File name of the generated admin token inside the store directory.
@@ -211,6 +211,12 @@ pub mod ops {
         store.stats(Utc::now())
     }
 
+    /// Outbound decisions, oldest first, optionally for one contact.
+    pub fn audit_list(store: &Store, phone: Option<&str>) -> Result<Vec<AuditEntry>, StoreError> {
+        let digits = phone.map(digits);
+        store.audit_entries(digits.as_deref())
+    }
+
     /// The stored template catalog.
     pub fn templates_list(store: &Store) -> Result<Vec<Template>, StoreError> {
         store.templates()
@@ -255,6 +261,7 @@ pub fn router(store: Store, token: Secret, wake: Arc<Notify>, whatsapp: WhatsApp
         .route("/admin/queue/stats", get(stats))
         .route("/admin/contacts/show", post(contacts_show))
         .route("/admin/contacts/consent", post(contacts_consent))
+        .route("/admin/audit", post(audit_list))
         .route("/admin/templates", get(templates_list))
         .route("/admin/templates/sync", post(templates_sync))
         .with_state(AdminState {
@@ -350,6 +357,22 @@ async fn contacts_consent(
         Ok(view) => Ok(Json(view)),
         Err(message) => Err((StatusCode::UNPROCESSABLE_ENTITY, message)),
     }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct AuditRequest {
+    phone: Option<String>,
+}
+
+async fn audit_list(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    Json(request): Json<AuditRequest>,
+) -> ApiResult<Vec<AuditEntry>> {
+    authorize(&state, &headers)?;
+    ops::audit_list(&state.store, request.phone.as_deref())
+        .map(Json)
+        .map_err(internal)
 }
 
 async fn templates_list(
@@ -490,6 +513,18 @@ impl Client {
             self.http
                 .post(format!("{}/admin/contacts/consent", self.base))
                 .json(request),
+        )
+        .await
+    }
+
+    /// `POST /admin/audit`
+    pub async fn audit_list(&self, phone: Option<&str>) -> anyhow::Result<Vec<AuditEntry>> {
+        self.call(
+            self.http
+                .post(format!("{}/admin/audit", self.base))
+                .json(&AuditRequest {
+                    phone: phone.map(str::to_owned),
+                }),
         )
         .await
     }

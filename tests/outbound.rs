@@ -180,6 +180,19 @@ async fn paid_order_event_becomes_one_template_send_and_stop_blocks_the_next() {
     assert!(out.contains("blocked by policy"), "{out}");
     let stats = daemon.stats();
     assert_eq!(stats["dead"], 1, "{stats}");
+    let (code, out) = daemon.cli(&["audit", "--contact", "+96891234567"]);
+    assert_eq!(code, 0, "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(
+        lines[0].contains("\tsent\t") && lines[0].contains("wamid.SENT1"),
+        "{out}"
+    );
+    assert!(
+        lines[1].contains("\tblock\t") && lines[1].contains("opted out"),
+        "{out}"
+    );
+    assert!(!out.contains("91234567\t"), "numbers are redacted: {out}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -73,6 +73,15 @@ pub enum Command {
         #[command(subcommand)]
         command: ContactsCommand,
     },
+    /// Every outbound decision (sent, blocked and why, deferred, failed).
+    Audit {
+        /// Only this contact (`+96890000001`).
+        #[arg(long)]
+        contact: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// The template catalog.
     Templates {
         /// list | sync
@@ -427,6 +436,32 @@ pub async fn admin_command(config: &Config, command: Command) -> anyhow::Result<
                 evidence: None,
             };
             consent(&target, &request).await?;
+        }
+        Command::Audit { contact, json } => {
+            let entries = match &target {
+                Target::Direct(store) => ops::audit_list(store, contact.as_deref())?,
+                Target::Daemon(client) => client.audit_list(contact.as_deref()).await?,
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&entries)?);
+            } else if entries.is_empty() {
+                println!("No outbound decisions recorded.");
+            } else {
+                for entry in entries {
+                    println!(
+                        "{}\t{}\t{}\t{}\t{}",
+                        entry.at.format("%Y-%m-%d %H:%M:%S"),
+                        entry
+                            .contact
+                            .as_deref()
+                            .map(crate::logging::conversation)
+                            .unwrap_or_else(|| "-".into()),
+                        entry.decision,
+                        entry.subject,
+                        entry.reason
+                    );
+                }
+            }
         }
         Command::Templates {
             command: TemplatesCommand::List { json },
