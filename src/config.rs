@@ -492,6 +492,16 @@ pub fn load_with_env(file: &Path, env: Vec<(String, String)>) -> Result<Config, 
     }
     for name in names.keys() {
         let key = format!("connectors.{name}");
+        if name == crate::sync::dispatch::OUTBOX || name.contains('/') {
+            problems.push(Problem {
+                line: locate(&key),
+                path: key.clone(),
+                message: format!(
+                    "\"{name}\" cannot name a connector (reserved for outbound sends, or contains '/')"
+                ),
+            });
+            continue;
+        }
         let kind: Option<String> = raw.get(&format!("{key}.kind")).ok();
         match kind {
             None => problems.push(Problem {
@@ -938,6 +948,16 @@ colour = "blue"
             "{seen:?}"
         );
         assert_eq!(problems.len(), 6, "{problems:?}");
+    }
+
+    #[test]
+    fn outbox_is_not_a_connector_name() {
+        let file = write(&format!("{GOOD}\n[connectors.outbox]\nkind = \"files\"\n"));
+        let problems = load_with_env(file.path(), vec![])
+            .expect_err("invalid")
+            .problems;
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].path, "connectors.outbox");
     }
 
     #[test]

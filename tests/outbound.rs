@@ -44,8 +44,9 @@ async fn post_event(url: &str, source: &str, body: &[u8], secret: Option<&str>) 
         .unwrap_or(0)
 }
 
-async fn graph() -> MockServer {
-    let graph = MockServer::start().await;
+/// The WABA's catalog: `order_confirmation` (en) approved, with the three body parameters the
+/// shipped `order_paid` mapping fills.
+async fn mount_catalog(graph: &MockServer) {
     Mock::given(method("GET"))
         .and(path("/v23.0/555000/message_templates"))
         .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
@@ -56,8 +57,13 @@ async fn graph() -> MockServer {
             }],
             "paging": { "cursors": { "before": "A", "after": "B" } }
         })))
-        .mount(&graph)
+        .mount(graph)
         .await;
+}
+
+async fn graph() -> MockServer {
+    let graph = MockServer::start().await;
+    mount_catalog(&graph).await;
     Mock::given(method("POST"))
         .and(path(format!("/v23.0/{PHONE_NUMBER_ID}/messages")))
         .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
@@ -198,17 +204,7 @@ async fn paid_order_event_becomes_one_template_send_and_stop_blocks_the_next() {
 #[tokio::test(flavor = "multi_thread")]
 async fn meta_131026_dead_letters_and_marks_the_contact_undeliverable() {
     let graph = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/v23.0/555000/message_templates"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
-            "data": [{
-                "id": "1001", "name": "order_confirmation", "language": "en",
-                "status": "APPROVED", "category": "UTILITY",
-                "components": [{ "type": "BODY", "text": "Hi {{1}}, order {{2}} of {{3}} is confirmed." }]
-            }]
-        })))
-        .mount(&graph)
-        .await;
+    mount_catalog(&graph).await;
     Mock::given(method("POST"))
         .and(path(format!("/v23.0/{PHONE_NUMBER_ID}/messages")))
         .respond_with(ResponseTemplate::new(400).set_body_json(serde_json::json!({
