@@ -199,6 +199,11 @@ async fn paid_order_event_becomes_one_template_send_and_stop_blocks_the_next() {
         "{out}"
     );
     assert!(!out.contains("91234567\t"), "numbers are redacted: {out}");
+    let (_, out) = daemon.cli(&["contacts", "show", "+96891234567"]);
+    assert!(
+        out.contains("recent decisions:") && out.contains("  block  template order_confirmation"),
+        "{out}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

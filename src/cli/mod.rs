@@ -398,8 +398,29 @@ pub async fn admin_command(config: &Config, command: Command) -> anyhow::Result<
             } else if views.is_empty() {
                 println!("No record of this contact.");
             } else {
+                let decisions = match &target {
+                    Target::Direct(store) => ops::audit_list(store, Some(&phone))?,
+                    Target::Daemon(client) => client.audit_list(Some(&phone)).await?,
+                };
                 for view in views {
                     print_contact(&view, config.policy.window_margin());
+                    let recent: Vec<_> = decisions
+                        .iter()
+                        .filter(|d| d.contact.as_deref() == Some(view.key.as_str()))
+                        .collect();
+                    println!("  recent decisions:");
+                    if recent.is_empty() {
+                        println!("    none");
+                    }
+                    for decision in recent.iter().rev().take(10).rev() {
+                        println!(
+                            "    {}  {}  {}: {}",
+                            decision.at.format("%Y-%m-%d %H:%M:%S"),
+                            decision.decision,
+                            decision.subject,
+                            decision.reason
+                        );
+                    }
                 }
             }
         }
