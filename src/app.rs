@@ -100,6 +100,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         consent: config.policy.clone(),
         mappings,
         phone_number_id: config.whatsapp.phone_number_id.clone(),
+        reply_poll: Duration::from_secs(config.queue.reply_poll_secs.max(1)),
     });
 
     let public = tokio::net::TcpListener::bind(&config.server.listen)
@@ -115,6 +116,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 
     let dispatcher = tokio::spawn(runner.clone().run_dispatcher(shutdown.clone()));
     let workers = tokio::spawn(runner.clone().run_workers(shutdown.clone(), grace));
+    let replies = tokio::spawn(runner.clone().run_reply_poller(shutdown.clone()));
 
     let admin_app = admin::router(
         store.clone(),
@@ -177,6 +179,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let _ = dispatcher.await;
     let _ = workers.await;
     let _ = catalog.await;
+    let _ = replies.await;
     store.durable().await.context("final flush")?;
     tracing::info!("Stopped.");
     Ok(())

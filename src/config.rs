@@ -158,6 +158,9 @@ pub struct QueueConfig {
     /// finished remotely before wabridge looks up whether it took effect.
     #[serde(default = "QueueConfig::default_recovery_grace_secs")]
     pub recovery_grace_secs: u64,
+    /// Seconds between two looks for agents' replies in the ticketing systems.
+    #[serde(default = "QueueConfig::default_reply_poll_secs")]
+    pub reply_poll_secs: u64,
 }
 
 impl QueueConfig {
@@ -178,6 +181,9 @@ impl QueueConfig {
     }
     fn default_recovery_grace_secs() -> u64 {
         30
+    }
+    fn default_reply_poll_secs() -> u64 {
+        10
     }
 
     /// The retry schedule these settings describe.
@@ -200,6 +206,7 @@ impl Default for QueueConfig {
             max_attempts: Self::default_max_attempts(),
             max_age_hours: Self::default_max_age_hours(),
             recovery_grace_secs: Self::default_recovery_grace_secs(),
+            reply_poll_secs: Self::default_reply_poll_secs(),
         }
     }
 }

@@ -407,3 +407,111 @@ async fn crash_after_rt_wrote_and_before_it_was_recorded_is_repaired_by_lookup()
         vec![format!("wamid.F{number}1"), format!("wamid.F{number}2")]
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn agent_reply_in_rt_reaches_whatsapp_inside_the_window_and_is_explained_outside() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let rt = Rt::from_env();
+    let graph = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(format!("/v23.0/{PHONE_NUMBER_ID}/messages")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "messaging_product": "whatsapp",
+            "messages": [{ "id": "wamid.REPLY1" }]
+        })))
+        .mount(&graph)
+        .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(
+        dir.path(),
+        &rt_section(&rt.url, &rt.token, "General"),
+        Some(&graph.uri()),
+    );
+    let daemon = Daemon::start(&config);
+    let now = chrono::Utc::now().timestamp();
+    let open = unique_number(20);
+    let closed = unique_number(21);
+    let body = text_webhook(
+        &open,
+        "Nadia",
+        &format!("wamid.W{open}"),
+        now - 60,
+        "Is my order on its way?",
+    );
+    assert_eq!(daemon.post(&body).await, 200);
+    // This customer last wrote two days ago: the 24-hour window is closed.
+    let body = text_webhook(
+        &closed,
+        "Salim",
+        &format!("wamid.W{closed}"),
+        now - 2 * 86_400,
+        "Hello?",
+    );
+    assert_eq!(daemon.post(&body).await, 200);
+    daemon.wait_idle(Duration::from_secs(60));
+    let open_ticket = rt.tickets_of(&email(&open)).await[0].0;
+    let closed_ticket = rt.tickets_of(&email(&closed)).await[0].0;
+
+    rt.correspond(open_ticket, "Yes, it ships tomorrow.").await;
+    rt.correspond(closed_ticket, "Sorry for the delay!").await;
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let sent = loop {
+        let sent: Vec<serde_json::Value> = graph
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|r| serde_json::from_slice(&r.body).ok())
+            .collect();
+        if !sent.is_empty() {
+            break sent;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no reply sent: {}",
+            tail(&daemon.log(), 30)
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    // The blocked one is explained inside its ticket.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let texts: String = rt
+            .parts(closed_ticket)
+            .await
+            .iter()
+            .filter(|p| p.0.starts_with("text/"))
+            .map(|p| String::from_utf8_lossy(&p.2).into_owned())
+            .collect();
+        if texts.contains("was NOT sent") {
+            assert!(texts.contains("24-hour window"), "{texts}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no note in the ticket: {texts}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    daemon.wait_idle(Duration::from_secs(30));
+    let sent_now: Vec<serde_json::Value> = graph
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|r| serde_json::from_slice(&r.body).ok())
+        .collect();
+    assert_eq!(
+        sent_now.len(),
+        1,
+        "only the reply inside the window is sent: {sent:?}"
+    );
+    assert_eq!(sent_now[0]["to"], open.as_str());
+    assert_eq!(sent_now[0]["type"], "text");
+    assert_eq!(sent_now[0]["text"]["body"], "Yes, it ships tomorrow.");
+    let (_, out) = daemon.cli(&["audit"]);
+    assert!(
+        out.contains("\tsent\tagent reply") && out.contains("\tblock\tagent reply"),
+        "{out}"
+    );
+}

@@ -154,6 +154,19 @@ pub struct Delivered {
     pub already_present: bool,
 }
 
+/// A public reply an agent wrote in a ticket, to go back to the customer on WhatsApp.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentReply {
+    /// The system's id of the reply (idempotency key of the send).
+    pub id: String,
+    /// The ticket it was written in.
+    pub ticket: TicketRef,
+    /// The reply as plain text.
+    pub text: String,
+    /// When it was written.
+    pub at: DateTime<Utc>,
+}
+
 /// A ticketing system: a ticket per conversation, every message an entry in it.
 #[async_trait::async_trait]
 pub trait TicketSystem: Send + Sync + fmt::Debug {
@@ -171,6 +184,22 @@ pub trait TicketSystem: Send + Sync + fmt::Debug {
 
     /// A real, harmless read call that proves the credentials and the address work.
     async fn check(&self) -> Result<(), ConnectorError>;
+
+    /// Agents' public replies written after `cursor` (exclusive), oldest first, with the cursor
+    /// to pass next time. With no cursor yet, returns none and the current position (replies
+    /// written before wabridge started watching are not sent). Systems without replies (the
+    /// transcript files) keep the default.
+    async fn replies_since(
+        &self,
+        cursor: Option<&str>,
+    ) -> Result<(Vec<AgentReply>, Option<String>), ConnectorError> {
+        Ok((Vec::new(), cursor.map(str::to_owned)))
+    }
+
+    /// Writes an internal note in a ticket (e.g. why a reply was not sent). Default: nothing.
+    async fn note(&self, _ticket: &TicketRef, _text: &str) -> Result<(), ConnectorError> {
+        Ok(())
+    }
 }
 
 /// Why a connector call failed, decided where it happened.

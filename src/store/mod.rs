@@ -44,6 +44,8 @@ pub mod trees {
     pub const CONTACTS: &str = "contacts";
     /// The template catalog: `{name} 0x00 {language}` → [`crate::whatsapp::templates::Template`].
     pub const TEMPLATES: &str = "templates";
+    /// Small daemon state (reply cursors per destination).
+    pub const META: &str = "meta";
     /// Every outbound decision: `u64 id` → [`super::AuditEntry`].
     pub const AUDIT: &str = "audit";
     /// Outbound sends that reached Meta: idempotency key → wamid.
@@ -116,6 +118,7 @@ pub struct Store {
     pub(crate) contacts: sled::Tree,
     pub(crate) templates: sled::Tree,
     pub(crate) audit: sled::Tree,
+    pub(crate) meta: sled::Tree,
     pub(crate) sent: sled::Tree,
     pub(crate) sending: sled::Tree,
     commit: GroupCommit,
@@ -155,6 +158,7 @@ impl Store {
             contacts: tree(trees::CONTACTS)?,
             templates: tree(trees::TEMPLATES)?,
             audit: tree(trees::AUDIT)?,
+            meta: tree(trees::META)?,
             sent: tree(trees::SENT)?,
             sending: tree(trees::SENDING)?,
             db,
@@ -192,6 +196,25 @@ impl Store {
             .links
             .get(link_key(destination, conversation))?
             .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// The conversation (`{phone_number_id}:{contact}`) whose ticket in `destination` is
+    /// `ticket`, if wabridge recorded one.
+    pub fn conversation_of(
+        &self,
+        destination: &str,
+        ticket: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let prefix = link_key(destination, "");
+        for item in self.links.scan_prefix(&prefix) {
+            let (key, value) = item?;
+            if value.as_ref() == ticket.as_bytes() {
+                return Ok(Some(
+                    String::from_utf8_lossy(&key[prefix.len()..]).into_owned(),
+                ));
+            }
+        }
+        Ok(None)
     }
 
     /// Every quarantined body, oldest first.

@@ -36,6 +36,15 @@ pub enum JobPayload {
         /// What to send.
         intent: SendIntent,
     },
+    /// Send an agent's reply from a ticket (through the policy gate).
+    Reply {
+        /// The connector it came from.
+        destination: String,
+        /// `{phone_number_id}:{contact}`.
+        conversation: String,
+        /// The reply.
+        reply: wabridge_connectors::AgentReply,
+    },
     /// Deliver a customer message to a destination.
     Inbound {
         /// The connector name (`[connectors.<name>]`).

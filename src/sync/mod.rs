@@ -16,6 +16,7 @@
 pub mod consent;
 pub mod dispatch;
 mod outbound;
+mod replies;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -66,6 +67,8 @@ pub struct Runner {
     phone_number_id: Option<String>,
     /// The Graph API sender.
     sender: Sender,
+    /// How often destinations are asked for agents' replies.
+    reply_poll: Duration,
 }
 
 /// Everything a [`Runner`] is built from.
@@ -90,6 +93,8 @@ pub struct RunnerParts {
     pub mappings: crate::mapping::MappingSet,
     /// `whatsapp.phone_number_id`
     pub phone_number_id: Option<String>,
+    /// How often destinations are asked for agents' replies.
+    pub reply_poll: Duration,
 }
 
 impl Runner {
@@ -110,6 +115,7 @@ impl Runner {
             mappings: parts.mappings,
             phone_number_id: parts.phone_number_id,
             sender: parts.sender,
+            reply_poll: parts.reply_poll,
         })
     }
 
@@ -305,6 +311,14 @@ impl Runner {
                 }
             })?;
         match payload {
+            JobPayload::Reply {
+                destination,
+                conversation,
+                reply,
+            } => self
+                .send_reply(&destination, &conversation, &reply)
+                .await
+                .map(|()| None),
             JobPayload::Outbound {
                 phone_number_id,
                 intent,

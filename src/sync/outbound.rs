@@ -158,12 +158,6 @@ impl Runner {
             }
         }
 
-        // Written to Meta from here on: mark it durably first.
-        store
-            .sending
-            .insert(key, now.to_rfc3339().as_bytes())
-            .map_err(|e| store_failure(e.into()))?;
-        store.durable().await.map_err(store_failure)?;
         let request = SendRequest {
             phone_number_id: phone_number_id.to_owned(),
             to: Recipient::Phone(intent.to.clone()),
@@ -175,10 +169,44 @@ impl Runner {
             reply_to: None,
             callback_data: Some(intent.idempotency_key.chars().take(512).collect()),
         };
+        self.send_once(&intent.idempotency_key, &contact_key, &subject, &request)
+            .await
+    }
+
+    /// Sends once per idempotency `key`: marks the send durably, sends, records the wamid,
+    /// feeds Meta's refusals back into the ledger, audits the outcome.
+    pub(super) async fn send_once(
+        &self,
+        key: &str,
+        contact_key: &str,
+        subject: &str,
+        request: &SendRequest,
+    ) -> Result<(), Failure> {
+        let store = &self.store;
+        let now = Utc::now();
+        let audit = |decision: &str, reason: String| {
+            let entry = AuditEntry::new(
+                Utc::now(),
+                Some(contact_key.to_owned()),
+                subject,
+                decision,
+                reason,
+            );
+            if let Err(err) = store.audit(&entry) {
+                tracing::error!(error = %err, "Writing the audit log failed.");
+            }
+        };
+        let key = key.as_bytes();
+        // Written to Meta from here on: mark it durably first.
+        store
+            .sending
+            .insert(key, now.to_rfc3339().as_bytes())
+            .map_err(|e| store_failure(e.into()))?;
+        store.durable().await.map_err(store_failure)?;
         let clear_marker = || {
             let _ = store.sending.remove(key);
         };
-        match self.sender.send(&request).await {
+        match self.sender.send(request).await {
             Ok(sent) => {
                 let recorded = (&store.sent, &store.sending).transaction(|(sent_tree, sending)| {
                     sent_tree.insert(key, sent.wamid.as_bytes())?;
@@ -222,7 +250,7 @@ impl Runner {
                 };
                 if let Some(event) = feedback {
                     store
-                        .record_consent(&contact_key, event)
+                        .record_consent(contact_key, event)
                         .map_err(store_failure)?;
                 }
                 if action.halts_sending() {

@@ -90,6 +90,7 @@ initial_backoff_ms = 200
 max_backoff_secs = 2
 max_attempts = 1000
 recovery_grace_secs = 5
+reply_poll_secs = 1
 
 [admin]
 listen = "127.0.0.1:{admin}"

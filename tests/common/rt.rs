@@ -191,6 +191,19 @@ impl Rt {
         markers
     }
 
+    /// An agent's public reply in a ticket (RT "Correspond").
+    pub async fn correspond(&self, ticket: u64, text: &str) {
+        let response = self
+            .http
+            .post(format!("{}/REST/2.0/ticket/{ticket}/correspond", self.url))
+            .header("authorization", format!("token {}", self.token))
+            .json(&serde_json::json!({ "Content": text, "ContentType": "text/plain" }))
+            .send()
+            .await
+            .expect("RT answers");
+        assert!(response.status().is_success(), "{}", response.status());
+    }
+
     /// Sets a ticket's status (e.g. `resolved`).
     pub async fn set_status(&self, ticket: u64, status: &str) {
         let response = self

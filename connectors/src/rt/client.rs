@@ -260,6 +260,102 @@ impl RtClient {
         .map(drop)
     }
 
+    /// Correspond transactions on tickets with an id above `after`, oldest first (at most
+    /// 50): (transaction id, ticket id, created).
+    pub(crate) async fn correspondence_after(
+        &self,
+        after: u64,
+    ) -> Result<Vec<(u64, String, Option<DateTime<Utc>>)>, ConnectorError> {
+        let what = "rt: looking for agents' replies";
+        let mut url = self.url(&["transactions"]);
+        url.query_pairs_mut()
+            .append_pair("fields", "ObjectId,ObjectType,Created")
+            .append_pair("orderby", "id")
+            .append_pair("order", "ASC")
+            .append_pair("per_page", "50");
+        let filter = json!([
+            { "field": "Type", "value": "Correspond" },
+            { "field": "ObjectType", "value": "RT::Ticket" },
+            { "field": "id", "operator": ">", "value": after.to_string() }
+        ]);
+        let body = self
+            .send(
+                self.http
+                    .post(url)
+                    .header(AUTHORIZATION, self.authorization.clone())
+                    .json(&filter),
+                what,
+            )
+            .await?;
+        let value: Value = serde_json::from_str(&body).map_err(|_| unexpected(what, &body))?;
+        let mut found = Vec::new();
+        for item in value["items"].as_array().into_iter().flatten() {
+            let (Some(id), Some(ticket)) = (
+                id_of(&item["id"]).and_then(|i| i.parse::<u64>().ok()),
+                id_of(&item["ObjectId"]),
+            ) else {
+                continue;
+            };
+            found.push((id, ticket, rt_time(item.get("Created"))));
+        }
+        Ok(found)
+    }
+
+    /// The id of the newest transaction (0 when there is none).
+    pub(crate) async fn newest_transaction(&self) -> Result<u64, ConnectorError> {
+        let what = "rt: reading the newest transaction";
+        let mut url = self.url(&["transactions"]);
+        url.query_pairs_mut()
+            .append_pair("orderby", "id")
+            .append_pair("order", "DESC")
+            .append_pair("per_page", "1");
+        let body = self
+            .send(
+                self.http
+                    .post(url)
+                    .header(AUTHORIZATION, self.authorization.clone())
+                    .json(&json!([{ "field": "ObjectType", "value": "RT::Ticket" }])),
+                what,
+            )
+            .await?;
+        let value: Value = serde_json::from_str(&body).map_err(|_| unexpected(what, &body))?;
+        Ok(value["items"][0]
+            .get("id")
+            .and_then(id_of)
+            .and_then(|i| i.parse().ok())
+            .unwrap_or(0))
+    }
+
+    /// The plain-text content of a transaction.
+    pub(crate) async fn transaction_text(&self, id: u64) -> Result<String, ConnectorError> {
+        let what = "rt: reading a reply";
+        let id = id.to_string();
+        let mut url = self.url(&["transaction", &id, "attachments"]);
+        url.query_pairs_mut()
+            .append_pair("fields", "ContentType,Content")
+            .append_pair("per_page", "20");
+        let body = self
+            .send(
+                self.http
+                    .get(url)
+                    .header(AUTHORIZATION, self.authorization.clone()),
+                what,
+            )
+            .await?;
+        let value: Value = serde_json::from_str(&body).map_err(|_| unexpected(what, &body))?;
+        let text = value["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|part| part["ContentType"].as_str() == Some("text/plain"))
+            .filter_map(|part| part["Content"].as_str())
+            .map(str::trim)
+            .find(|content| !content.is_empty())
+            .unwrap_or_default()
+            .to_owned();
+        Ok(text)
+    }
+
     /// `PUT /ticket/{id}` `{"Status": status}`.
     pub(crate) async fn set_status(
         &self,

@@ -25,8 +25,8 @@ use chrono::Utc;
 use serde_json::{json, Value};
 
 use crate::{
-    Attachment, ConnectorError, Contact, Conversation, Delivered, DeliveryContext, InboundMessage,
-    TicketRef, TicketSystem,
+    AgentReply, Attachment, ConnectorError, Contact, Conversation, Delivered, DeliveryContext,
+    InboundMessage, TicketRef, TicketSystem,
 };
 use client::{Credentials, RtClient, TicketState};
 pub use config::{
@@ -331,6 +331,38 @@ impl TicketSystem for RtConnector {
 
     async fn check(&self) -> Result<(), ConnectorError> {
         self.client.queue(self.config.queue.trim()).await
+    }
+
+    async fn replies_since(
+        &self,
+        cursor: Option<&str>,
+    ) -> Result<(Vec<AgentReply>, Option<String>), ConnectorError> {
+        let Some(after) = cursor.and_then(|c| c.parse::<u64>().ok()) else {
+            // First look: start from now, never replay old correspondence.
+            let newest = self.client.newest_transaction().await?;
+            return Ok((Vec::new(), Some(newest.to_string())));
+        };
+        let mut replies = Vec::new();
+        let mut last = after;
+        for (id, ticket, created) in self.client.correspondence_after(after).await? {
+            let text = self.client.transaction_text(id).await?;
+            last = last.max(id);
+            if text.is_empty() {
+                continue;
+            }
+            replies.push(AgentReply {
+                id: id.to_string(),
+                ticket: TicketRef(ticket),
+                text,
+                at: created.unwrap_or_else(Utc::now),
+            });
+        }
+        Ok((replies, Some(last.to_string())))
+    }
+
+    async fn note(&self, ticket: &TicketRef, text: &str) -> Result<(), ConnectorError> {
+        let body = json!({ "Content": text, "ContentType": "text/plain" });
+        self.client.comment(&ticket.0, &body).await
     }
 }
 

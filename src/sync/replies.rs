@@ -1,0 +1,204 @@
+//! Agents' replies, from the ticket back to the customer on WhatsApp.
+//!
+//! Each destination that has replies (RT) is polled: new public replies since a stored cursor
+//! become jobs (deduplicated by the reply's id) in the conversation's outbound queue. A reply
+//! goes through the policy gate like every outbound message: free-form text only inside the
+//! 24-hour window and never after an opt-out. A reply that may not be sent is not lost
+//! silently: the ticket gets an internal note saying why and what to do instead.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use sled::transaction::ConflictableTransactionError;
+use sled::Transactional;
+use tokio::sync::watch;
+use wabridge_connectors::{AgentReply, TicketRef};
+
+use super::dispatch::{JobPayload, OUTBOX};
+use super::Runner;
+use crate::policy::{self, Decision, Intent, Origin, PolicyConfig};
+use crate::queue::{Failure, NewJob};
+use crate::store::{Store, StoreError};
+use crate::whatsapp::sender::{OutboundMessage, Recipient, SendRequest};
+
+fn cursor_key(destination: &str) -> Vec<u8> {
+    format!("replies:{destination}").into_bytes()
+}
+
+impl Runner {
+    /// Polls every destination for agents' replies until shutdown.
+    pub async fn run_reply_poller(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            for (name, connector) in &self.destinations {
+                if let Err(err) = self.poll_replies(name, connector.as_ref()).await {
+                    tracing::warn!(connector = %name, error = %err, "Polling agents' replies failed; retrying at the next round.");
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.reply_poll) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+
+    async fn poll_replies(
+        &self,
+        destination: &str,
+        connector: &dyn wabridge_connectors::TicketSystem,
+    ) -> Result<(), String> {
+        let store = &self.store;
+        let cursor = store
+            .meta
+            .get(cursor_key(destination))
+            .map_err(|e| e.to_string())?
+            .map(|v| String::from_utf8_lossy(&v).into_owned());
+        let (replies, next) = connector
+            .replies_since(cursor.as_deref())
+            .await
+            .map_err(|e| e.to_string())?;
+        if replies.is_empty() && next == cursor {
+            return Ok(());
+        }
+        let now = Utc::now();
+        let mut jobs = Vec::new();
+        for reply in replies {
+            // Only tickets wabridge opened for a conversation are answered on WhatsApp.
+            let Some(conversation) = store
+                .conversation_of(destination, &reply.ticket.0)
+                .map_err(|e| e.to_string())?
+            else {
+                continue;
+            };
+            let sequence = store.next_id().map_err(|e| e.to_string())?;
+            let payload = JobPayload::Reply {
+                destination: destination.to_owned(),
+                conversation: conversation.clone(),
+                reply: reply.clone(),
+            };
+            jobs.push((
+                format!("r:{destination}:{}", reply.id),
+                NewJob {
+                    queue: format!("{OUTBOX}/{conversation}"),
+                    timestamp: reply.at.timestamp(),
+                    sequence,
+                    payload: serde_json::to_value(&payload).map_err(|e| e.to_string())?,
+                },
+            ));
+        }
+        let created = (&store.seen, &store.jobs, &store.meta)
+            .transaction(|(seen, job_tree, meta)| {
+                let mut created = Vec::new();
+                for (dedupe, job) in &jobs {
+                    if seen.get(dedupe.as_bytes())?.is_some() {
+                        continue;
+                    }
+                    seen.insert(dedupe.as_bytes(), &[])?;
+                    created.push(Store::insert_job(job_tree, job, now)?);
+                }
+                if let Some(next) = &next {
+                    meta.insert(cursor_key(destination), next.as_bytes())?;
+                }
+                Ok::<_, ConflictableTransactionError<StoreError>>(created)
+            })
+            .map_err(|e| StoreError::from(e).to_string())?;
+        store.durable().await.map_err(|e| e.to_string())?;
+        if !created.is_empty() {
+            self.add_fresh(created);
+        }
+        Ok(())
+    }
+
+    /// One attempt of an agent's reply.
+    pub(super) async fn send_reply(
+        &self,
+        destination: &str,
+        conversation: &str,
+        reply: &AgentReply,
+    ) -> Result<(), Failure> {
+        let Some((phone_number_id, contact)) = conversation.split_once(':') else {
+            return Err(Failure::Permanent {
+                reason: format!("not a conversation key: {conversation}"),
+            });
+        };
+        let store = &self.store;
+        let key = format!("reply:{destination}:{}", reply.id);
+        let subject = "agent reply";
+        let contact_state = store
+            .contact(conversation)
+            .map_err(|e| Failure::Retry {
+                reason: e.to_string(),
+                retry_after: None,
+            })?
+            .unwrap_or_default();
+        let decision = policy::decide(
+            &Intent::FreeForm {
+                origin: Origin::AgentReply,
+            },
+            &contact_state,
+            Utc::now(),
+            &PolicyConfig {
+                window_margin: self.consent.window_margin(),
+            },
+        );
+        match decision {
+            Decision::Allow => {}
+            Decision::Block(reason) => {
+                let catalog: Vec<policy::TemplateInfo> = store
+                    .templates()
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|t| t.info())
+                    .collect();
+                let text = reason.explain(&catalog);
+                if let Some(connector) = self.destinations.get(destination) {
+                    connector
+                        .note(
+                            &TicketRef(reply.ticket.0.clone()),
+                            &format!(
+                                "wabridge: this reply was NOT sent to the customer on WhatsApp. {text}"
+                            ),
+                        )
+                        .await
+                        .map_err(|err| Failure::Retry {
+                            reason: format!("writing the blocked-reply note: {err}"),
+                            retry_after: None,
+                        })?;
+                }
+                let entry = crate::store::AuditEntry::new(
+                    Utc::now(),
+                    Some(conversation.to_owned()),
+                    subject,
+                    "block",
+                    text,
+                );
+                store.audit(&entry).map_err(|e| Failure::Retry {
+                    reason: e.to_string(),
+                    retry_after: None,
+                })?;
+                return Ok(());
+            }
+            Decision::Defer { reason, .. } => {
+                return Err(Failure::Retry {
+                    reason: reason.to_string(),
+                    retry_after: Some(Duration::from_secs(60)),
+                })
+            }
+        }
+        let to = match contact.strip_prefix("u:") {
+            Some(bsuid) => Recipient::Bsuid(bsuid.to_owned()),
+            None => Recipient::Phone(contact.to_owned()),
+        };
+        let request = SendRequest {
+            phone_number_id: phone_number_id.to_owned(),
+            to,
+            message: OutboundMessage::Text {
+                body: reply.text.clone(),
+                preview_url: false,
+            },
+            reply_to: None,
+            callback_data: Some(key.chars().take(512).collect()),
+        };
+        self.send_once(&key, conversation, subject, &request).await
+    }
+}
