@@ -467,14 +467,41 @@ fn mapping_test_prints_the_exact_request_and_validate_names_a_bad_mapping_line()
 
 #[tokio::test(flavor = "multi_thread")]
 async fn stop_keyword_opts_out_and_an_admin_opt_in_is_recorded_with_evidence() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let graph = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(format!("/v23.0/{PHONE_NUMBER_ID}/messages")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            serde_json::json!({ "messaging_product": "whatsapp", "messages": [{ "id": "wamid.OK" }] }),
+        ))
+        .mount(&graph)
+        .await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut daemon = Daemon::start(&write_config(dir.path(), ARCHIVE, None));
+    let mut daemon = Daemon::start(&write_config(dir.path(), ARCHIVE, Some(&graph.uri())));
     let now = chrono::Utc::now().timestamp();
     let hello = text_webhook("96890000007", "Maha", "wamid.C1", now - 60, "Hello");
     assert_eq!(daemon.post(&hello).await, 200);
     let stop = text_webhook("96890000007", "Maha", "wamid.C2", now - 30, "إيقاف");
     assert_eq!(daemon.post(&stop).await, 200);
     daemon.wait_idle(Duration::from_secs(10));
+
+    // The opt-out is confirmed in the customer's language while the window is open.
+    let sent: Vec<serde_json::Value> = graph
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|r| serde_json::from_slice(&r.body).ok())
+        .collect();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert!(
+        sent[0]["text"]["body"]
+            .as_str()
+            .unwrap_or("")
+            .contains("ابدأ"),
+        "{sent:?}"
+    );
 
     // While the daemon runs, the CLI goes through the admin API.
     let (code, out) = daemon.cli(&["contacts", "show", "+968 9000 0007"]);

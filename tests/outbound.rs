@@ -175,13 +175,22 @@ async fn paid_order_event_becomes_one_template_send_and_stop_blocks_the_next() {
     );
     assert_eq!(daemon.post(&stop).await, 200);
     daemon.wait_idle(Duration::from_secs(15));
+    // The STOP is confirmed (the window is open), as a reply to the customer's message.
+    let sent = sends(&graph).await;
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert_eq!(sent[1]["type"], "text");
+    assert_eq!(sent[1]["context"]["message_id"], "wamid.STOP");
+    assert!(sent[1]["text"]["body"]
+        .as_str()
+        .unwrap_or("")
+        .contains("START"));
     let next = order_event(10483, "+968 9123 4567");
     assert_eq!(
         post_event(&daemon.url, "shop", &next, Some(SHOP_SECRET)).await,
         202
     );
     daemon.wait_idle(Duration::from_secs(15));
-    assert_eq!(sends(&graph).await.len(), 1, "nothing sent after STOP");
+    assert_eq!(sends(&graph).await.len(), 2, "nothing sent after STOP");
     let (_, out) = daemon.cli(&["dlq", "list"]);
     assert!(out.contains("blocked by policy"), "{out}");
     let stats = daemon.stats();
@@ -189,13 +198,14 @@ async fn paid_order_event_becomes_one_template_send_and_stop_blocks_the_next() {
     let (code, out) = daemon.cli(&["audit", "--contact", "+96891234567"]);
     assert_eq!(code, 0, "{out}");
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines.len(), 2, "{out}");
+    assert_eq!(lines.len(), 3, "{out}");
     assert!(
-        lines[0].contains("\tsent\t") && lines[0].contains("wamid.SENT1"),
+        lines[0].contains("\tsent\ttemplate order_confirmation"),
         "{out}"
     );
+    assert!(lines[1].contains("\tsent\topt-out confirmation"), "{out}");
     assert!(
-        lines[1].contains("\tblock\t") && lines[1].contains("opted out"),
+        lines[2].contains("\tblock\t") && lines[2].contains("opted out"),
         "{out}"
     );
     assert!(!out.contains("91234567\t"), "numbers are redacted: {out}");

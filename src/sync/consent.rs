@@ -19,6 +19,12 @@ pub struct PolicySettings {
     /// Messages that opt the customer (back) in.
     #[serde(default = "PolicySettings::default_opt_in_keywords")]
     pub opt_in_keywords: Vec<String>,
+    /// The confirmation sent after an opt-out (while the window is open).
+    #[serde(default = "PolicySettings::default_opt_out_confirmation")]
+    pub opt_out_confirmation: String,
+    /// The same in Arabic, sent when the customer opted out in Arabic.
+    #[serde(default = "PolicySettings::default_opt_out_confirmation_arabic")]
+    pub opt_out_confirmation_arabic: String,
     /// Minutes before the 24-hour window's end after which free-form messages are no longer
     /// sent (clock skew, queueing).
     #[serde(default = "PolicySettings::default_window_margin_minutes")]
@@ -51,6 +57,13 @@ impl PolicySettings {
     fn default_window_margin_minutes() -> u64 {
         5
     }
+    fn default_opt_out_confirmation() -> String {
+        "You will not receive more messages from us on WhatsApp. Reply START to subscribe again."
+            .to_owned()
+    }
+    fn default_opt_out_confirmation_arabic() -> String {
+        "لن تصلك رسائل أخرى منا على واتساب. أرسل «ابدأ» للاشتراك من جديد.".to_owned()
+    }
 
     /// Pure checks: (field, message).
     pub fn validate(&self) -> Vec<(String, String)> {
@@ -70,6 +83,17 @@ impl PolicySettings {
                     "opt_in_keywords".to_owned(),
                     format!("\"{keyword}\" is also an opt-out keyword"),
                 ));
+            }
+        }
+        for (field, text) in [
+            ("opt_out_confirmation", &self.opt_out_confirmation),
+            (
+                "opt_out_confirmation_arabic",
+                &self.opt_out_confirmation_arabic,
+            ),
+        ] {
+            if text.trim().is_empty() {
+                problems.push((field.to_owned(), "must not be empty".to_owned()));
             }
         }
         if self.window_margin_minutes >= 24 * 60 {
@@ -93,6 +117,8 @@ impl Default for PolicySettings {
             opt_out_keywords: Self::default_opt_out_keywords(),
             opt_in_keywords: Self::default_opt_in_keywords(),
             window_margin_minutes: Self::default_window_margin_minutes(),
+            opt_out_confirmation: Self::default_opt_out_confirmation(),
+            opt_out_confirmation_arabic: Self::default_opt_out_confirmation_arabic(),
         }
     }
 }
@@ -152,6 +178,19 @@ pub fn from_message(message: &Message, settings: &PolicySettings) -> Option<Cons
         });
     }
     None
+}
+
+/// The opt-out confirmation in the customer's language (Arabic when they wrote Arabic).
+pub fn confirmation_text(message: &Message, settings: &PolicySettings) -> String {
+    let wrote = message.text.as_ref().map(|t| t.body.as_str()).unwrap_or("");
+    let arabic = wrote
+        .chars()
+        .any(|c| ('\u{0600}'..='\u{06FF}').contains(&c));
+    if arabic {
+        settings.opt_out_confirmation_arabic.clone()
+    } else {
+        settings.opt_out_confirmation.clone()
+    }
 }
 
 /// Marketing stop/resume events of a `user_preferences` webhook, with the conversation key

@@ -36,6 +36,15 @@ pub enum JobPayload {
         /// What to send.
         intent: SendIntent,
     },
+    /// Confirm an opt-out to the customer (free-form: only inside the window).
+    Confirmation {
+        /// `{phone_number_id}:{contact}`.
+        conversation: String,
+        /// The confirmation text.
+        text: String,
+        /// The customer's STOP message (idempotency).
+        message_id: String,
+    },
     /// Send an agent's reply from a ticket (through the policy gate).
     Reply {
         /// The connector it came from.
@@ -233,6 +242,24 @@ fn dispatch_record(
                             let mut events = consent::from_message(message, context.consent)
                                 .into_iter()
                                 .collect::<Vec<_>>();
+                            if let Some(ConsentEvent::OptOut { .. }) = events.first() {
+                                // Confirm the opt-out (sent only while the window is open).
+                                let text = consent::confirmation_text(message, context.consent);
+                                let payload = JobPayload::Confirmation {
+                                    conversation: conversation.key(),
+                                    text,
+                                    message_id: message.id.clone(),
+                                };
+                                let job = NewJob {
+                                    queue: format!("{OUTBOX}/{}", conversation.key()),
+                                    timestamp: message.timestamp,
+                                    sequence,
+                                    payload: serde_json::to_value(&payload).map_err(|e| {
+                                        ConflictableTransactionError::Abort(StoreError::Record(e))
+                                    })?,
+                                };
+                                created.push(Store::insert_job(jobs, &job, now)?);
+                            }
                             let inbound = DateTime::<Utc>::from_timestamp(message.timestamp, 0);
                             update_contact(contacts, &conversation.key(), |state| {
                                 if let Some(at) = inbound {

@@ -311,6 +311,14 @@ impl Runner {
                 }
             })?;
         match payload {
+            JobPayload::Confirmation {
+                conversation,
+                text,
+                message_id,
+            } => self
+                .send_confirmation(&conversation, &text, &message_id)
+                .await
+                .map(|()| None),
             JobPayload::Reply {
                 destination,
                 conversation,

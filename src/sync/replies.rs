@@ -109,6 +109,73 @@ impl Runner {
         Ok(())
     }
 
+    /// One attempt of an opt-out confirmation: sent only if the gate allows it (window open),
+    /// otherwise just audited.
+    pub(super) async fn send_confirmation(
+        &self,
+        conversation: &str,
+        text: &str,
+        message_id: &str,
+    ) -> Result<(), Failure> {
+        let Some((phone_number_id, contact)) = conversation.split_once(':') else {
+            return Err(Failure::Permanent {
+                reason: format!("not a conversation key: {conversation}"),
+            });
+        };
+        let state = self
+            .store
+            .contact(conversation)
+            .map_err(|e| Failure::Retry {
+                reason: e.to_string(),
+                retry_after: None,
+            })?
+            .unwrap_or_default();
+        let decision = policy::decide(
+            &Intent::FreeForm {
+                origin: Origin::OptOutConfirmation,
+            },
+            &state,
+            Utc::now(),
+            &PolicyConfig {
+                window_margin: self.consent.window_margin(),
+            },
+        );
+        match decision {
+            Decision::Allow => {}
+            Decision::Block(reason) => {
+                let entry = crate::store::AuditEntry::new(
+                    Utc::now(),
+                    Some(conversation.to_owned()),
+                    "opt-out confirmation",
+                    "block",
+                    reason.to_string(),
+                );
+                return self.store.audit(&entry).map_err(|e| Failure::Retry {
+                    reason: e.to_string(),
+                    retry_after: None,
+                });
+            }
+            Decision::Defer { .. } => return Ok(()),
+        }
+        let to = match contact.strip_prefix("u:") {
+            Some(bsuid) => Recipient::Bsuid(bsuid.to_owned()),
+            None => Recipient::Phone(contact.to_owned()),
+        };
+        let key = format!("confirm:{message_id}");
+        let request = SendRequest {
+            phone_number_id: phone_number_id.to_owned(),
+            to,
+            message: OutboundMessage::Text {
+                body: text.to_owned(),
+                preview_url: false,
+            },
+            reply_to: Some(message_id.to_owned()),
+            callback_data: Some(key.chars().take(512).collect()),
+        };
+        self.send_once(&key, conversation, "opt-out confirmation", &request)
+            .await
+    }
+
     /// One attempt of an agent's reply.
     pub(super) async fn send_reply(
         &self,
