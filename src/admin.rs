@@ -224,20 +224,26 @@ pub mod ops {
 
     /// Reads the catalog from Meta (every page) and replaces the stored one.
     pub async fn templates_sync(store: &Store, config: &WhatsAppConfig) -> anyhow::Result<usize> {
-        let Some(waba_id) = &config.waba_id else {
-            anyhow::bail!("whatsapp.waba_id is not configured: no catalog to read");
-        };
+        let wabas = config.waba_ids();
+        if wabas.is_empty() {
+            anyhow::bail!("no waba_id in [[whatsapp.numbers]]: no template catalog to read");
+        }
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(60))
             .build()?;
-        let catalog = crate::whatsapp::templates::fetch_catalog(
-            &http,
-            &config.graph_url,
-            &config.api_version,
-            waba_id,
-            &config.access_token,
-        )
-        .await?;
+        let mut catalog = Vec::new();
+        for waba_id in &wabas {
+            catalog.extend(
+                crate::whatsapp::templates::fetch_catalog(
+                    &http,
+                    &config.graph_url,
+                    &config.api_version,
+                    waba_id,
+                    &config.access_token,
+                )
+                .await?,
+            );
+        }
         store.replace_templates(&catalog)?;
         store.durable().await?;
         Ok(catalog.len())

@@ -84,8 +84,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             crate::mapping::MappingSet::default()
         }
     };
-    let limiter = Arc::new(crate::whatsapp::ratelimit::RateLimiter::new(
+    let limiter = Arc::new(crate::whatsapp::ratelimit::RateLimiter::with_number_rates(
         config.whatsapp.rate_limit.clone(),
+        config
+            .whatsapp
+            .numbers
+            .iter()
+            .filter_map(|n| n.mps.map(|mps| (n.phone_number_id.clone(), mps)))
+            .collect(),
     ));
     let sender = crate::whatsapp::sender::Sender::new(&config.whatsapp, limiter)
         .context("building the Graph API sender")?;
@@ -99,7 +105,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         recovery_grace: Duration::from_secs(config.queue.recovery_grace_secs),
         consent: config.policy.clone(),
         mappings,
-        phone_number_id: config.whatsapp.phone_number_id.clone(),
+        phone_number_id: config.whatsapp.sending_number().map(str::to_owned),
         reply_poll: Duration::from_secs(config.queue.reply_poll_secs.max(1)),
     });
 
@@ -192,7 +198,7 @@ async fn sync_templates(
     whatsapp: crate::config::WhatsAppConfig,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    if whatsapp.waba_id.is_none() {
+    if whatsapp.waba_ids().is_empty() {
         return;
     }
     let every = Duration::from_secs(whatsapp.templates_sync_minutes * 60);

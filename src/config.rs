@@ -101,16 +101,15 @@ pub struct WhatsAppConfig {
     /// Graph API version, e.g. `v23.0`.
     #[serde(default = "WhatsAppConfig::default_api_version")]
     pub api_version: String,
-    /// The business number's `phone_number_id` that template sends go from.
+    /// The business numbers (`[[whatsapp.numbers]]`): the first one sends template messages
+    /// decided by mappings; every WABA listed has its template catalog synced.
     #[serde(default)]
-    pub phone_number_id: Option<String>,
-    /// Outbound rate limits (`[whatsapp.rate_limit]`).
+    pub numbers: Vec<NumberConfig>,
+    /// Outbound pacing shared by every number (`[whatsapp.rate_limit]`: per-recipient pair
+    /// limit, slow-down after 130429; `messages_per_second` is the default for numbers without
+    /// their own `mps`).
     #[serde(default)]
     pub rate_limit: crate::whatsapp::ratelimit::RateLimitConfig,
-    /// The WhatsApp Business Account id, to read the template catalog
-    /// (`GET /{waba-id}/message_templates`). Without it no catalog is synced.
-    #[serde(default)]
-    pub waba_id: Option<String>,
     /// Minutes between template catalog syncs (webhooks keep it current in between).
     #[serde(default = "WhatsAppConfig::default_templates_sync_minutes")]
     pub templates_sync_minutes: u64,
@@ -131,6 +130,39 @@ impl WhatsAppConfig {
     }
     fn default_templates_sync_minutes() -> u64 {
         60
+    }
+}
+
+/// `[[whatsapp.numbers]]`: one business phone number.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NumberConfig {
+    /// Meta's `phone_number_id`.
+    pub phone_number_id: String,
+    /// The WhatsApp Business Account it belongs to (its template catalog is synced).
+    #[serde(default)]
+    pub waba_id: Option<String>,
+    /// Messages per second for this number (80 by default; up to 1,000 once Meta upgraded it).
+    #[serde(default)]
+    pub mps: Option<u32>,
+}
+
+impl WhatsAppConfig {
+    /// The number template sends go from: the first configured one.
+    pub fn sending_number(&self) -> Option<&str> {
+        self.numbers.first().map(|n| n.phone_number_id.as_str())
+    }
+
+    /// Every distinct WABA id configured.
+    pub fn waba_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .numbers
+            .iter()
+            .filter_map(|n| n.waba_id.clone())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids
     }
 }
 
@@ -564,13 +596,11 @@ pub fn load_with_env(file: &Path, env: Vec<(String, String)>) -> Result<Config, 
     }
     if !sources.is_empty() {
         if let Some(whatsapp) = &whatsapp {
-            if whatsapp.phone_number_id.is_none() {
+            if whatsapp.numbers.is_empty() {
                 problems.push(Problem {
                     line: locate("whatsapp"),
-                    path: "whatsapp.phone_number_id".into(),
-                    message:
-                        "required when [sources] are configured: the number template sends go from"
-                            .into(),
+                    path: "whatsapp.numbers".into(),
+                    message: "required when [sources] are configured: add [[whatsapp.numbers]] with the phone_number_id template sends go from".into(),
                 });
             }
         }
@@ -670,24 +700,40 @@ impl WhatsAppConfig {
         if self.access_token.is_empty() {
             problems.push(("whatsapp.access_token".into(), "must not be empty".into()));
         }
-        if let Some(waba) = &self.waba_id {
-            if waba.is_empty() || !waba.chars().all(|c| c.is_ascii_digit()) {
+        for (index, number) in self.numbers.iter().enumerate() {
+            let path = format!("whatsapp.numbers[{index}]");
+            let digits = |v: &str| !v.is_empty() && v.chars().all(|c| c.is_ascii_digit());
+            if !digits(&number.phone_number_id) {
                 problems.push((
-                    "whatsapp.waba_id".into(),
-                    format!("\"{waba}\" is not a WhatsApp Business Account id (digits)"),
+                    format!("{path}.phone_number_id"),
+                    format!(
+                        "\"{}\" is not a phone number id (digits)",
+                        number.phone_number_id
+                    ),
                 ));
+            }
+            if let Some(waba) = &number.waba_id {
+                if !digits(waba) {
+                    problems.push((
+                        format!("{path}.waba_id"),
+                        format!("\"{waba}\" is not a WhatsApp Business Account id (digits)"),
+                    ));
+                }
+            }
+            if let Some(mps) = number.mps {
+                if mps == 0 || mps > crate::whatsapp::ratelimit::MAX_MESSAGES_PER_SECOND {
+                    problems.push((
+                        format!("{path}.mps"),
+                        format!(
+                            "{mps} is outside 1..={}",
+                            crate::whatsapp::ratelimit::MAX_MESSAGES_PER_SECOND
+                        ),
+                    ));
+                }
             }
         }
         for (field, message) in self.rate_limit.validate() {
             problems.push((format!("whatsapp.rate_limit.{field}"), message));
-        }
-        if let Some(id) = &self.phone_number_id {
-            if id.is_empty() || !id.chars().all(|c| c.is_ascii_digit()) {
-                problems.push((
-                    "whatsapp.phone_number_id".into(),
-                    format!("\"{id}\" is not a phone number id (digits)"),
-                ));
-            }
         }
         if self.templates_sync_minutes == 0 {
             problems.push((

@@ -429,10 +429,9 @@ fn mapping_test_prints_the_exact_request_and_validate_names_a_bad_mapping_line()
     let event = dir.path().join("event.json");
     std::fs::write(
         &event,
-        r#"{"event": "order.paid", "order": {"id": 7, "number": "7", "status": "completed",
-            "currency": "OMR", "total": "3.250",
-            "billing": {"first_name": "Aisha", "phone": "9123 4567"},
-            "meta": {"whatsapp_updates": "yes"}}}"#,
+        r#"{"event": "order.paid", "id": "evt_1001",
+            "order": {"number": "55012", "total": "12.500", "currency": "OMR"},
+            "customer": {"name": "Aisha", "phone": "+96891234567"}}"#,
     )
     .expect("event");
     let mapping = concat!(env!("CARGO_MANIFEST_DIR"), "/mappings/order_paid.toml");
@@ -567,11 +566,11 @@ async fn template_catalog_is_synced_at_start_and_kept_current_by_status_webhooks
         .mount(&graph)
         .await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = write_config(dir.path(), ARCHIVE, Some(&graph.uri()));
-    let daemon = Daemon::start_with_env(
-        &config,
-        vec![("WABRIDGE__WHATSAPP__WABA_ID".into(), "555000".into())],
+    let numbers = format!(
+        "{ARCHIVE}\n[[whatsapp.numbers]]\nphone_number_id = \"{PHONE_NUMBER_ID}\"\nwaba_id = \"555000\"\nmps = 80\n"
     );
+    let config = write_config(dir.path(), &numbers, Some(&graph.uri()));
+    let daemon = Daemon::start(&config);
     let list = |daemon: &Daemon| -> serde_json::Value {
         let (code, out) = daemon.cli(&["templates", "list", "--json"]);
         assert_eq!(code, 0, "{out}");

@@ -1,6 +1,6 @@
 //! End-to-end outbound: a signed shop event → the shipped `order_paid` mapping → the policy
 //! gate → a template send to a contract-faithful Graph API mock (wiremock), with dedupe, the
-//! mapping's opt-in evidence, and a STOP that blocks the next send.
+//! consent (no send without a recorded opt-in), and a STOP that blocks the next send.
 
 mod common;
 
@@ -12,15 +12,12 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const SHOP_SECRET: &str = "shop-secret";
 
+/// The event of the fixed interface.
 fn order_event(order_id: u64, phone: &str) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({
-        "event": "order.paid",
-        "order": {
-            "id": order_id, "number": order_id.to_string(), "status": "processing",
-            "currency": "OMR", "total": "24.500",
-            "billing": { "first_name": "Aisha", "phone": phone },
-            "meta": { "whatsapp_updates": "yes" }
-        }
+        "event": "order.paid", "id": format!("evt_{order_id}"),
+        "order": { "number": order_id.to_string(), "total": "24.500", "currency": "OMR" },
+        "customer": { "name": "Aisha", "phone": phone }
     }))
     .expect("json")
 }
@@ -35,7 +32,7 @@ async fn post_event(url: &str, source: &str, body: &[u8], secret: Option<&str>) 
         let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("key");
         mac.update(body);
         let signature = hex::encode(mac.finalize().into_bytes());
-        request = request.header("x-shop-signature", format!("sha256={signature}"));
+        request = request.header("x-signature", signature);
     }
     request
         .send()
@@ -88,21 +85,13 @@ async fn sends(graph: &MockServer) -> Vec<serde_json::Value> {
 }
 
 fn start(dir: &std::path::Path, graph: &MockServer) -> Daemon {
+    // The fixed interface: [[whatsapp.numbers]] and [sources.shop] as written there.
     let extra = format!(
-        "[connectors.archive]\nkind = \"files\"\n\n[mappings]\ndir = \"{}\"\n\n[sources.shop]\nauth = \"hmac\"\nsecret = \"{SHOP_SECRET}\"\nheader = \"X-Shop-Signature\"\nprefix = \"sha256=\"\n",
+        "[connectors.archive]\nkind = \"files\"\n\n[mappings]\ndir = \"{}\"\n\n[[whatsapp.numbers]]\nphone_number_id = \"{PHONE_NUMBER_ID}\"\nwaba_id = \"555000\"\nmps = 80\n\n[sources.shop]\nauth = \"hmac-sha256\"\nheader = \"X-Signature\"\nsecret = \"{SHOP_SECRET}\"\n",
         concat!(env!("CARGO_MANIFEST_DIR"), "/mappings")
     );
     let config = write_config(dir, &extra, Some(&graph.uri()));
-    let daemon = Daemon::start_with_env(
-        &config,
-        vec![
-            ("WABRIDGE__WHATSAPP__WABA_ID".into(), "555000".into()),
-            (
-                "WABRIDGE__WHATSAPP__PHONE_NUMBER_ID".into(),
-                PHONE_NUMBER_ID.into(),
-            ),
-        ],
-    );
+    let daemon = Daemon::start(&config);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let (_, out) = daemon.cli(&["templates", "list", "--json"]);
@@ -136,6 +125,31 @@ async fn paid_order_event_becomes_one_template_send_and_stop_blocks_the_next() {
         404
     );
 
+    // Before any opt-in: accepted, but blocked by the policy gate; nothing is sent.
+    let early = order_event(10481, "9123 4567");
+    assert_eq!(
+        post_event(&daemon.url, "shop", &early, Some(SHOP_SECRET)).await,
+        202
+    );
+    daemon.wait_idle(Duration::from_secs(15));
+    assert!(sends(&graph).await.is_empty());
+    let (_, out) = daemon.cli(&["dlq", "list"]);
+    assert!(out.contains("opt-in") || out.contains("opted in"), "{out}");
+
+    // The admin records the customer's opt-in (while the daemon runs).
+    let (code, out) = daemon.cli(&[
+        "contacts",
+        "opt-in",
+        "+96891234567",
+        "--source",
+        "checkout",
+        "--evidence",
+        "order form box",
+        "--phone-number-id",
+        PHONE_NUMBER_ID,
+    ]);
+    assert_eq!(code, 0, "{out}");
+
     // Accepted twice (the shop retries): one send.
     assert_eq!(
         post_event(&daemon.url, "shop", &event, Some(SHOP_SECRET)).await,
@@ -155,14 +169,6 @@ async fn paid_order_event_becomes_one_template_send_and_stop_blocks_the_next() {
     assert_eq!(
         body["template"]["components"][0]["parameters"][2]["currency"]["amount_1000"],
         24500
-    );
-
-    // The mapping's opt-in evidence is in the ledger; the send is in the audit log.
-    let (code, out) = daemon.cli(&["contacts", "show", "+96891234567", "--json"]);
-    assert_eq!(code, 0, "{out}");
-    assert!(
-        out.contains("mapping order_paid") && out.contains("whatsapp_updates"),
-        "{out}"
     );
 
     // The customer writes STOP: the next order is not sent, and the dead letter says why.
@@ -194,18 +200,25 @@ async fn paid_order_event_becomes_one_template_send_and_stop_blocks_the_next() {
     let (_, out) = daemon.cli(&["dlq", "list"]);
     assert!(out.contains("blocked by policy"), "{out}");
     let stats = daemon.stats();
-    assert_eq!(stats["dead"], 1, "{stats}");
+    assert_eq!(
+        stats["dead"], 2,
+        "the early send and the one after STOP: {stats}"
+    );
     let (code, out) = daemon.cli(&["audit", "--contact", "+96891234567"]);
     assert_eq!(code, 0, "{out}");
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines.len(), 3, "{out}");
+    assert_eq!(lines.len(), 4, "{out}");
     assert!(
-        lines[0].contains("\tsent\ttemplate order_confirmation"),
+        lines[0].contains("\tblock\t") && lines[0].contains("opted in"),
         "{out}"
     );
-    assert!(lines[1].contains("\tsent\topt-out confirmation"), "{out}");
     assert!(
-        lines[2].contains("\tblock\t") && lines[2].contains("opted out"),
+        lines[1].contains("\tsent\ttemplate order_confirmation"),
+        "{out}"
+    );
+    assert!(lines[2].contains("\tsent\topt-out confirmation"), "{out}");
+    assert!(
+        lines[3].contains("\tblock\t") && lines[3].contains("opted out"),
         "{out}"
     );
     assert!(!out.contains("91234567\t"), "numbers are redacted: {out}");
@@ -232,6 +245,18 @@ async fn meta_131026_dead_letters_and_marks_the_contact_undeliverable() {
         .await;
     let dir = tempfile::tempdir().expect("tempdir");
     let daemon = start(dir.path(), &graph);
+    let (code, out) = daemon.cli(&[
+        "contacts",
+        "opt-in",
+        "+96891234568",
+        "--source",
+        "checkout",
+        "--evidence",
+        "box",
+        "--phone-number-id",
+        PHONE_NUMBER_ID,
+    ]);
+    assert_eq!(code, 0, "{out}");
     let event = order_event(20001, "9123 4568");
     assert_eq!(
         post_event(&daemon.url, "shop", &event, Some(SHOP_SECRET)).await,

@@ -140,7 +140,7 @@ pub enum TemplatesCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Read the catalog from Meta now (`whatsapp.waba_id` required).
+    /// Read the catalog from Meta now (needs a `waba_id` in `[[whatsapp.numbers]]`).
     Sync,
 }
 
@@ -495,7 +495,7 @@ pub async fn admin_command(config: &Config, command: Command) -> anyhow::Result<
                 println!("{}", serde_json::to_string_pretty(&templates)?);
             } else if templates.is_empty() {
                 println!(
-                    "No templates known; run `wabridge templates sync` (needs whatsapp.waba_id)."
+                    "No templates known; run `wabridge templates sync` (needs a waba_id in [[whatsapp.numbers]])."
                 );
             } else {
                 println!("name\tlanguage\tcategory\tstatus\tquality\theader/body/buttons params");

@@ -18,7 +18,7 @@ use wabridge_connectors::Secret;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
-    /// `hmac` (signature header) or `bearer` (`Authorization: Bearer <secret>`).
+    /// `hmac-sha256` (signature header) or `bearer` (`Authorization: Bearer <secret>`).
     pub auth: AuthKind,
     /// The shared secret (HMAC key or bearer token).
     pub secret: Secret,
@@ -46,7 +46,8 @@ pub struct SourceConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AuthKind {
-    /// HMAC-SHA256 signature header.
+    /// HMAC-SHA256 signature header (`auth = "hmac-sha256"`, or `"hmac"`).
+    #[serde(rename = "hmac-sha256", alias = "hmac")]
     Hmac,
     /// Bearer token.
     Bearer,
@@ -90,7 +91,8 @@ impl SourceConfig {
                 {
                     problems.push((
                         "header".into(),
-                        "required with auth = \"hmac\": the header carrying the signature".into(),
+                        "required with auth = \"hmac-sha256\": the header carrying the signature"
+                            .into(),
                     ));
                 }
                 if !self.message.contains("{body}") {
@@ -328,7 +330,7 @@ mod tests {
     #[test]
     fn hmac_over_the_raw_body_with_prefix() {
         let auth = SourceAuth::new(config(
-            "auth = \"hmac\"\nsecret = \"s3cret\"\nheader = \"X-Sig\"\nprefix = \"sha256=\"\n",
+            "auth = \"hmac-sha256\"\nsecret = \"s3cret\"\nheader = \"X-Sig\"\nprefix = \"sha256=\"\n",
         ));
         let body = br#"{"id":"evt_1","total":12.5}"#;
         let good = format!("sha256={}", sign_hex("s3cret", body));

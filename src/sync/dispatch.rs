@@ -73,7 +73,7 @@ pub struct DispatchContext<'a> {
     pub consent: &'a PolicySettings,
     /// Mapping files: events become template sends.
     pub mappings: &'a MappingSet,
-    /// The business number outbound sends go from (`whatsapp.phone_number_id`).
+    /// The business number outbound sends go from (the first of `[[whatsapp.numbers]]`).
     pub phone_number_id: Option<&'a str>,
 }
 
@@ -365,7 +365,7 @@ fn queue_outbound(
                     None,
                     &format!("template {} ({})", intent.template, intent.mapping),
                     "invalid",
-                    "whatsapp.phone_number_id is not configured: no number to send from".into(),
+                    "no [[whatsapp.numbers]] configured: no number to send from".into(),
                 );
                 audit.insert(
                     &sequence.to_be_bytes(),

@@ -91,7 +91,7 @@ pub struct RunnerParts {
     pub consent: consent::PolicySettings,
     /// Mapping files.
     pub mappings: crate::mapping::MappingSet,
-    /// `whatsapp.phone_number_id`
+    /// The number template sends go from (first of `[[whatsapp.numbers]]`).
     pub phone_number_id: Option<String>,
     /// How often destinations are asked for agents' replies.
     pub reply_poll: Duration,

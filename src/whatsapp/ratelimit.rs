@@ -171,6 +171,8 @@ struct State {
 /// Rate limits shared by every send (wrap it in an `Arc`).
 pub struct RateLimiter {
     config: RateLimitConfig,
+    /// Numbers with their own rate (`[[whatsapp.numbers]] mps`).
+    rates: HashMap<String, u32>,
     state: Mutex<State>,
 }
 
@@ -187,8 +189,15 @@ impl RateLimiter {
     /// A limiter with these limits (run [`RateLimitConfig::validate`] first; out-of-range values
     /// are clamped here).
     pub fn new(config: RateLimitConfig) -> Self {
+        Self::with_number_rates(config, HashMap::new())
+    }
+
+    /// A limiter where some numbers have their own rate (messages per second), the others
+    /// `config.messages_per_second`.
+    pub fn with_number_rates(config: RateLimitConfig, rates: HashMap<String, u32>) -> Self {
         RateLimiter {
             config,
+            rates,
             state: Mutex::new(State {
                 sweep_at: SWEEP_AT_LEAST,
                 ..State::default()
@@ -219,7 +228,7 @@ impl RateLimiter {
 
         let number_at = {
             let now = Instant::now();
-            let configured = self.configured_rate();
+            let configured = self.configured_rate(phone_number_id);
             let mut state = self.lock();
             let number = state.number(phone_number_id, now);
             let rate = number.rate(now, configured);
@@ -234,7 +243,7 @@ impl RateLimiter {
     /// slowed; never below 1 message/s) and spend its burst, for `slow_down_secs`, then restore.
     pub fn slow_down(&self, phone_number_id: &str) {
         let now = Instant::now();
-        let configured = self.configured_rate();
+        let configured = self.configured_rate(phone_number_id);
         let until = now + Duration::from_secs(self.config.slow_down_secs);
         let mut state = self.lock();
         let number = state.number(phone_number_id, now);
@@ -265,12 +274,13 @@ impl RateLimiter {
         state.recipients.len()
     }
 
-    fn configured_rate(&self) -> f64 {
-        f64::from(
-            self.config
-                .messages_per_second
-                .clamp(1, MAX_MESSAGES_PER_SECOND),
-        )
+    fn configured_rate(&self, phone_number_id: &str) -> f64 {
+        let rate = self
+            .rates
+            .get(phone_number_id)
+            .copied()
+            .unwrap_or(self.config.messages_per_second);
+        f64::from(rate.clamp(1, MAX_MESSAGES_PER_SECOND))
     }
 
     fn pair_burst(&self) -> u32 {
