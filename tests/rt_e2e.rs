@@ -493,6 +493,29 @@ async fn agent_reply_in_rt_reaches_whatsapp_inside_the_window_and_is_explained_o
         assert!(Instant::now() < deadline, "no note in the ticket: {texts}");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    // The agent then asks for a template from the ticket; this one is not in the catalog, so
+    // the ticket says so and nothing is sent.
+    rt.correspond(closed_ticket, "/template reopen_chat lang=en 1=Salim")
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let texts: String = rt
+            .parts(closed_ticket)
+            .await
+            .iter()
+            .filter(|p| p.0.starts_with("text/"))
+            .map(|p| String::from_utf8_lossy(&p.2).into_owned())
+            .collect();
+        if texts.matches("was NOT sent").count() >= 2 {
+            assert!(texts.contains("reopen_chat"), "{texts}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no note for the template command: {texts}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     daemon.wait_idle(Duration::from_secs(30));
     let sent_now: Vec<serde_json::Value> = graph
         .received_requests()

@@ -190,7 +190,8 @@ impl Runner {
         };
         let store = &self.store;
         let key = format!("reply:{destination}:{}", reply.id);
-        let subject = "agent reply";
+        let now = Utc::now();
+        let margin = self.consent.window_margin();
         let contact_state = store
             .contact(conversation)
             .map_err(|e| Failure::Retry {
@@ -198,14 +199,84 @@ impl Runner {
                 retry_after: None,
             })?
             .unwrap_or_default();
+        // A reply is free-form text, unless the agent asked for a template.
+        let (subject, intent, message) = match parse_template_command(&reply.text) {
+            None => (
+                "agent reply",
+                Intent::FreeForm {
+                    origin: Origin::AgentReply,
+                },
+                OutboundMessage::Text {
+                    body: reply.text.clone(),
+                    preview_url: false,
+                },
+            ),
+            Some(Err(problem)) => {
+                self.note_blocked(destination, reply, conversation, "agent template", &format!(
+                    "The /template command could not be read: {problem}. Write it as /template <name> lang=<code> 1=<value> 2=\"<value with spaces>\"."
+                ))
+                .await?;
+                return Ok(());
+            }
+            Some(Ok(command)) => {
+                let catalog = store.templates().map_err(|e| Failure::Retry {
+                    reason: e.to_string(),
+                    retry_after: None,
+                })?;
+                let found = catalog.iter().find(|t| {
+                    t.name == command.name
+                        && command.language.as_ref().is_none_or(|l| *l == t.language)
+                });
+                let info = found
+                    .map(|t| t.info())
+                    .unwrap_or_else(|| policy::TemplateInfo {
+                        name: command.name.clone(),
+                        language: command.language.clone().unwrap_or_default(),
+                        category: policy::Category::Other(String::new()),
+                        status: policy::TemplateStatus::Other("NOT IN THE CATALOG".into()),
+                        body_params: 0,
+                        header_params: 0,
+                        button_params: Vec::new(),
+                    });
+                let language = command
+                    .language
+                    .clone()
+                    .unwrap_or_else(|| info.language.clone());
+                let parameters: Vec<serde_json::Value> = command
+                    .body
+                    .iter()
+                    .map(|text| serde_json::json!({ "type": "text", "text": text }))
+                    .collect();
+                let components = if parameters.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![serde_json::json!({ "type": "body", "parameters": parameters })]
+                };
+                (
+                    "agent template",
+                    Intent::Template {
+                        template: info,
+                        params: policy::ParamCounts {
+                            body: command.body.len(),
+                            header: 0,
+                            buttons: Vec::new(),
+                        },
+                        business_initiated: !contact_state.window_open(now, margin),
+                    },
+                    OutboundMessage::Template {
+                        name: command.name,
+                        language,
+                        components,
+                    },
+                )
+            }
+        };
         let decision = policy::decide(
-            &Intent::FreeForm {
-                origin: Origin::AgentReply,
-            },
+            &intent,
             &contact_state,
-            Utc::now(),
+            now,
             &PolicyConfig {
-                window_margin: self.consent.window_margin(),
+                window_margin: margin,
             },
         );
         match decision {
@@ -218,31 +289,8 @@ impl Runner {
                     .map(|t| t.info())
                     .collect();
                 let text = reason.explain(&catalog);
-                if let Some(connector) = self.destinations.get(destination) {
-                    connector
-                        .note(
-                            &TicketRef(reply.ticket.0.clone()),
-                            &format!(
-                                "wabridge: this reply was NOT sent to the customer on WhatsApp. {text}"
-                            ),
-                        )
-                        .await
-                        .map_err(|err| Failure::Retry {
-                            reason: format!("writing the blocked-reply note: {err}"),
-                            retry_after: None,
-                        })?;
-                }
-                let entry = crate::store::AuditEntry::new(
-                    Utc::now(),
-                    Some(conversation.to_owned()),
-                    subject,
-                    "block",
-                    text,
-                );
-                store.audit(&entry).map_err(|e| Failure::Retry {
-                    reason: e.to_string(),
-                    retry_after: None,
-                })?;
+                self.note_blocked(destination, reply, conversation, subject, &text)
+                    .await?;
                 return Ok(());
             }
             Decision::Defer { reason, .. } => {
@@ -259,13 +307,143 @@ impl Runner {
         let request = SendRequest {
             phone_number_id: phone_number_id.to_owned(),
             to,
-            message: OutboundMessage::Text {
-                body: reply.text.clone(),
-                preview_url: false,
-            },
+            message,
             reply_to: None,
             callback_data: Some(key.chars().take(512).collect()),
         };
         self.send_once(&key, conversation, subject, &request).await
+    }
+
+    /// Tells the agent, inside the ticket, that a reply was not sent and why; audits it.
+    async fn note_blocked(
+        &self,
+        destination: &str,
+        reply: &AgentReply,
+        conversation: &str,
+        subject: &str,
+        why: &str,
+    ) -> Result<(), Failure> {
+        if let Some(connector) = self.destinations.get(destination) {
+            connector
+                .note(
+                    &TicketRef(reply.ticket.0.clone()),
+                    &format!(
+                        "wabridge: this reply was NOT sent to the customer on WhatsApp. {why}"
+                    ),
+                )
+                .await
+                .map_err(|err| Failure::Retry {
+                    reason: format!("writing the blocked-reply note: {err}"),
+                    retry_after: None,
+                })?;
+        }
+        let entry = crate::store::AuditEntry::new(
+            Utc::now(),
+            Some(conversation.to_owned()),
+            subject,
+            "block",
+            why.to_owned(),
+        );
+        self.store.audit(&entry).map_err(|e| Failure::Retry {
+            reason: e.to_string(),
+            retry_after: None,
+        })
+    }
+}
+
+/// `/template <name> [lang=<code>] [1=<value>] [2="<value with spaces>"] …` in an agent's reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TemplateCommand {
+    pub(crate) name: String,
+    pub(crate) language: Option<String>,
+    pub(crate) body: Vec<String>,
+}
+
+/// `None` when the reply is not a command; `Some(Err(why))` when it is one but unreadable.
+pub(crate) fn parse_template_command(text: &str) -> Option<Result<TemplateCommand, String>> {
+    let rest = text.trim().strip_prefix("/template")?;
+    if !rest.is_empty() && !rest.starts_with(char::is_whitespace) {
+        return None;
+    }
+    let mut tokens = Vec::new();
+    let mut current = String::new();
+    let mut quoted = false;
+    for c in rest.trim().chars() {
+        match c {
+            '"' => quoted = !quoted,
+            c if c.is_whitespace() && !quoted => {
+                if !current.is_empty() {
+                    tokens.push(std::mem::take(&mut current));
+                }
+            }
+            c => current.push(c),
+        }
+    }
+    if quoted {
+        return Some(Err("a quote is not closed".into()));
+    }
+    if !current.is_empty() {
+        tokens.push(current);
+    }
+    let mut tokens = tokens.into_iter();
+    let Some(name) = tokens.next().filter(|n| !n.contains('=')) else {
+        return Some(Err("the template name is missing".into()));
+    };
+    let mut language = None;
+    let mut numbered: Vec<(usize, String)> = Vec::new();
+    for token in tokens {
+        let Some((key, value)) = token.split_once('=') else {
+            return Some(Err(format!("\"{token}\" is not key=value")));
+        };
+        match (key, key.parse::<usize>()) {
+            ("lang", _) => language = Some(value.to_owned()),
+            (_, Ok(n)) if n >= 1 => numbered.push((n, value.to_owned())),
+            _ => return Some(Err(format!("unknown parameter \"{key}\""))),
+        }
+    }
+    numbered.sort_by_key(|(n, _)| *n);
+    if numbered.iter().enumerate().any(|(i, (n, _))| *n != i + 1) {
+        return Some(Err(
+            "parameters must be numbered 1, 2, 3… without gaps".into()
+        ));
+    }
+    Some(Ok(TemplateCommand {
+        name,
+        language,
+        body: numbered.into_iter().map(|(_, v)| v).collect(),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_template_command_with_quoted_values() {
+        let command =
+            parse_template_command("/template order_update lang=en 2=\"ships Monday\" 1=Aisha")
+                .expect("a command")
+                .expect("readable");
+        assert_eq!(command.name, "order_update");
+        assert_eq!(command.language.as_deref(), Some("en"));
+        assert_eq!(
+            command.body,
+            vec!["Aisha".to_owned(), "ships Monday".to_owned()]
+        );
+    }
+
+    #[test]
+    fn plain_replies_are_not_commands_and_bad_commands_say_why() {
+        assert!(parse_template_command("Thanks, /template is a word here").is_none());
+        assert!(parse_template_command("/templates").is_none());
+        assert!(matches!(parse_template_command("/template"), Some(Err(_))));
+        assert!(matches!(
+            parse_template_command("/template x 2=b"),
+            Some(Err(_))
+        ));
+        assert!(matches!(
+            parse_template_command("/template x 1=\"open"),
+            Some(Err(_))
+        ));
     }
 }
