@@ -486,13 +486,7 @@ async fn stop_keyword_opts_out_and_an_admin_opt_in_is_recorded_with_evidence() {
     daemon.wait_idle(Duration::from_secs(10));
 
     // The opt-out is confirmed in the customer's language while the window is open.
-    let sent: Vec<serde_json::Value> = graph
-        .received_requests()
-        .await
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|r| serde_json::from_slice(&r.body).ok())
-        .collect();
+    let sent: Vec<serde_json::Value> = posted_bodies(&graph).await;
     assert_eq!(sent.len(), 1, "{sent:?}");
     assert!(
         sent[0]["text"]["body"]

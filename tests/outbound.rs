@@ -73,17 +73,6 @@ async fn graph() -> MockServer {
     graph
 }
 
-async fn sends(graph: &MockServer) -> Vec<serde_json::Value> {
-    graph
-        .received_requests()
-        .await
-        .unwrap_or_default()
-        .iter()
-        .filter(|r| r.method.as_str() == "POST")
-        .map(|r| serde_json::from_slice(&r.body).expect("json body"))
-        .collect()
-}
-
 fn start(dir: &std::path::Path, graph: &MockServer) -> Daemon {
     // The fixed interface: [[whatsapp.numbers]] and [sources.shop] as written there.
     let extra = format!(
@@ -132,7 +121,7 @@ async fn paid_order_event_becomes_one_template_send_and_stop_blocks_the_next() {
         202
     );
     daemon.wait_idle(Duration::from_secs(15));
-    assert!(sends(&graph).await.is_empty());
+    assert!(posted_bodies(&graph).await.is_empty());
     let (_, out) = daemon.cli(&["dlq", "list"]);
     assert!(out.contains("opt-in") || out.contains("opted in"), "{out}");
 
@@ -160,7 +149,7 @@ async fn paid_order_event_becomes_one_template_send_and_stop_blocks_the_next() {
         202
     );
     daemon.wait_idle(Duration::from_secs(15));
-    let sent = sends(&graph).await;
+    let sent = posted_bodies(&graph).await;
     assert_eq!(sent.len(), 1, "{sent:?}\n{}", tail(&daemon.log(), 30));
     let body = &sent[0];
     assert_eq!(body["to"], "96891234567");
@@ -182,7 +171,7 @@ async fn paid_order_event_becomes_one_template_send_and_stop_blocks_the_next() {
     assert_eq!(daemon.post(&stop).await, 200);
     daemon.wait_idle(Duration::from_secs(15));
     // The STOP is confirmed (the window is open), as a reply to the customer's message.
-    let sent = sends(&graph).await;
+    let sent = posted_bodies(&graph).await;
     assert_eq!(sent.len(), 2, "{sent:?}");
     assert_eq!(sent[1]["type"], "text");
     assert_eq!(sent[1]["context"]["message_id"], "wamid.STOP");
@@ -196,7 +185,11 @@ async fn paid_order_event_becomes_one_template_send_and_stop_blocks_the_next() {
         202
     );
     daemon.wait_idle(Duration::from_secs(15));
-    assert_eq!(sends(&graph).await.len(), 2, "nothing sent after STOP");
+    assert_eq!(
+        posted_bodies(&graph).await.len(),
+        2,
+        "nothing sent after STOP"
+    );
     let (_, out) = daemon.cli(&["dlq", "list"]);
     assert!(out.contains("blocked by policy"), "{out}");
     let stats = daemon.stats();

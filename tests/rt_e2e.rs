@@ -459,13 +459,7 @@ async fn agent_reply_in_rt_reaches_whatsapp_inside_the_window_and_is_explained_o
 
     let deadline = Instant::now() + Duration::from_secs(60);
     let sent = loop {
-        let sent: Vec<serde_json::Value> = graph
-            .received_requests()
-            .await
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|r| serde_json::from_slice(&r.body).ok())
-            .collect();
+        let sent: Vec<serde_json::Value> = posted_bodies(&graph).await;
         if !sent.is_empty() {
             break sent;
         }
@@ -517,13 +511,7 @@ async fn agent_reply_in_rt_reaches_whatsapp_inside_the_window_and_is_explained_o
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     daemon.wait_idle(Duration::from_secs(30));
-    let sent_now: Vec<serde_json::Value> = graph
-        .received_requests()
-        .await
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|r| serde_json::from_slice(&r.body).ok())
-        .collect();
+    let sent_now: Vec<serde_json::Value> = posted_bodies(&graph).await;
     assert_eq!(
         sent_now.len(),
         1,

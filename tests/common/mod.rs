@@ -321,6 +321,18 @@ fn http_ok(url: &str) -> std::io::Result<bool> {
     Ok(answer.starts_with("HTTP/1.1 200"))
 }
 
+/// The JSON bodies a mock Graph API received by POST (the sends), in order.
+pub async fn posted_bodies(graph: &wiremock::MockServer) -> Vec<serde_json::Value> {
+    graph
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| r.method.as_str() == "POST")
+        .map(|r| serde_json::from_slice(&r.body).expect("json body"))
+        .collect()
+}
+
 /// A text-message webhook, as Meta sends it.
 pub fn text_webhook(from: &str, name: &str, wamid: &str, timestamp: i64, body: &str) -> Vec<u8> {
     let message = serde_json::json!({
