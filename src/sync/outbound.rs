@@ -16,7 +16,7 @@ use crate::queue::Failure;
 use crate::store::{AuditEntry, StoreError};
 use crate::whatsapp::sender::{Action, OutboundMessage, Recipient, SendError, SendRequest};
 
-use super::Runner;
+use super::{store_failure, Runner};
 
 /// How long a deferred send (template paused or pending) waits before it is checked again.
 const DEFER_RETRY: std::time::Duration = std::time::Duration::from_secs(600);
@@ -46,14 +46,19 @@ fn param_counts(components: &[Value]) -> ParamCounts {
     counts
 }
 
-fn store_failure(err: StoreError) -> Failure {
-    Failure::Retry {
-        reason: format!("store: {err}"),
-        retry_after: None,
-    }
-}
-
 impl Runner {
+    /// The consent ledger and window of a conversation (empty when never seen).
+    pub(super) fn contact_state(
+        &self,
+        conversation: &str,
+    ) -> Result<policy::ContactState, Failure> {
+        Ok(self
+            .store
+            .contact(conversation)
+            .map_err(store_failure)?
+            .unwrap_or_default())
+    }
+
     /// One attempt of an outbound template send.
     pub(super) async fn send_outbound(
         &self,
@@ -102,10 +107,7 @@ impl Runner {
 
         // The policy gate, with the state as it is now.
         let now = Utc::now();
-        let contact = store
-            .contact(&contact_key)
-            .map_err(store_failure)?
-            .unwrap_or_default();
+        let contact = self.contact_state(&contact_key)?;
         let catalog: Vec<policy::TemplateInfo> = store
             .templates()
             .map_err(store_failure)?

@@ -16,11 +16,26 @@ use tokio::sync::watch;
 use wabridge_connectors::{AgentReply, TicketRef};
 
 use super::dispatch::{JobPayload, OUTBOX};
-use super::Runner;
+use super::{store_failure, Runner};
 use crate::policy::{self, Decision, Intent, Origin, PolicyConfig};
 use crate::queue::{Failure, NewJob};
 use crate::store::{Store, StoreError};
 use crate::whatsapp::sender::{OutboundMessage, Recipient, SendRequest};
+
+/// The business number and the recipient of a conversation key (`{phone_number_id}:{contact}`,
+/// the contact a phone number or `u:` and a BSUID).
+fn recipient_of(conversation: &str) -> Result<(&str, Recipient), Failure> {
+    let Some((phone_number_id, contact)) = conversation.split_once(':') else {
+        return Err(Failure::Permanent {
+            reason: format!("not a conversation key: {conversation}"),
+        });
+    };
+    let to = match contact.strip_prefix("u:") {
+        Some(bsuid) => Recipient::Bsuid(bsuid.to_owned()),
+        None => Recipient::Phone(contact.to_owned()),
+    };
+    Ok((phone_number_id, to))
+}
 
 fn cursor_key(destination: &str) -> Vec<u8> {
     format!("replies:{destination}").into_bytes()
@@ -117,19 +132,8 @@ impl Runner {
         text: &str,
         message_id: &str,
     ) -> Result<(), Failure> {
-        let Some((phone_number_id, contact)) = conversation.split_once(':') else {
-            return Err(Failure::Permanent {
-                reason: format!("not a conversation key: {conversation}"),
-            });
-        };
-        let state = self
-            .store
-            .contact(conversation)
-            .map_err(|e| Failure::Retry {
-                reason: e.to_string(),
-                retry_after: None,
-            })?
-            .unwrap_or_default();
+        let (phone_number_id, to) = recipient_of(conversation)?;
+        let state = self.contact_state(conversation)?;
         let decision = policy::decide(
             &Intent::FreeForm {
                 origin: Origin::OptOutConfirmation,
@@ -150,17 +154,10 @@ impl Runner {
                     "block",
                     reason.to_string(),
                 );
-                return self.store.audit(&entry).map_err(|e| Failure::Retry {
-                    reason: e.to_string(),
-                    retry_after: None,
-                });
+                return self.store.audit(&entry).map_err(store_failure);
             }
             Decision::Defer { .. } => return Ok(()),
         }
-        let to = match contact.strip_prefix("u:") {
-            Some(bsuid) => Recipient::Bsuid(bsuid.to_owned()),
-            None => Recipient::Phone(contact.to_owned()),
-        };
         let key = format!("confirm:{message_id}");
         let request = SendRequest {
             phone_number_id: phone_number_id.to_owned(),
@@ -183,22 +180,12 @@ impl Runner {
         conversation: &str,
         reply: &AgentReply,
     ) -> Result<(), Failure> {
-        let Some((phone_number_id, contact)) = conversation.split_once(':') else {
-            return Err(Failure::Permanent {
-                reason: format!("not a conversation key: {conversation}"),
-            });
-        };
+        let (phone_number_id, to) = recipient_of(conversation)?;
         let store = &self.store;
         let key = format!("reply:{destination}:{}", reply.id);
         let now = Utc::now();
         let margin = self.consent.window_margin();
-        let contact_state = store
-            .contact(conversation)
-            .map_err(|e| Failure::Retry {
-                reason: e.to_string(),
-                retry_after: None,
-            })?
-            .unwrap_or_default();
+        let contact_state = self.contact_state(conversation)?;
         // A reply is free-form text, unless the agent asked for a template.
         let (subject, intent, message) = match parse_template_command(&reply.text) {
             None => (
@@ -219,10 +206,7 @@ impl Runner {
                 return Ok(());
             }
             Some(Ok(command)) => {
-                let catalog = store.templates().map_err(|e| Failure::Retry {
-                    reason: e.to_string(),
-                    retry_after: None,
-                })?;
+                let catalog = store.templates().map_err(store_failure)?;
                 let found = catalog.iter().find(|t| {
                     t.name == command.name
                         && command.language.as_ref().is_none_or(|l| *l == t.language)
@@ -300,10 +284,6 @@ impl Runner {
                 })
             }
         }
-        let to = match contact.strip_prefix("u:") {
-            Some(bsuid) => Recipient::Bsuid(bsuid.to_owned()),
-            None => Recipient::Phone(contact.to_owned()),
-        };
         let request = SendRequest {
             phone_number_id: phone_number_id.to_owned(),
             to,
@@ -344,10 +324,7 @@ impl Runner {
             "block",
             why.to_owned(),
         );
-        self.store.audit(&entry).map_err(|e| Failure::Retry {
-            reason: e.to_string(),
-            retry_after: None,
-        })
+        self.store.audit(&entry).map_err(store_failure)
     }
 }
 
