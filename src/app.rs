@@ -71,7 +71,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
                 name: name.clone(),
             })
             .map_err(|err| anyhow::anyhow!("connector {name}: {err}"))?;
-        destinations.insert(name.clone(), Arc::from(built));
+        if let Some(ticketing) = built.ticketing {
+            destinations.insert(name.clone(), Arc::from(ticketing));
+        }
     }
     let graph = GraphClient::new(&config.whatsapp).context("building the Graph API client")?;
     let mappings = {

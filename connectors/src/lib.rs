@@ -200,6 +200,163 @@ pub trait TicketSystem: Send + Sync + fmt::Debug {
     async fn note(&self, _ticket: &TicketRef, _text: &str) -> Result<(), ConnectorError> {
         Ok(())
     }
+
+    /// Verifies a request the system pushed to `POST /connectors/{name}/webhook` (e.g. a signed
+    /// "agent replied" webhook). Runs before anything is stored: a rejected request is answered
+    /// 401 (or 404 when the connector takes no webhooks, the default) and stored nowhere.
+    fn verify_webhook(&self, _request: &WebhookRequest<'_>) -> Result<(), WebhookRejection> {
+        Err(WebhookRejection::NotSupported)
+    }
+
+    /// Reads the agents' public replies out of a verified, stored webhook body. A body that
+    /// cannot be read is `Permanent` (the daemon quarantines it).
+    fn replies_from_webhook(&self, _body: &[u8]) -> Result<Vec<AgentReply>, ConnectorError> {
+        Ok(Vec::new())
+    }
+}
+
+/// A request a system pushed to wabridge, as it was received.
+#[derive(Debug, Clone, Copy)]
+pub struct WebhookRequest<'a> {
+    /// `POST`, usually.
+    pub method: &'a str,
+    /// The path and query as received, e.g. `/connectors/zendesk/webhook`.
+    pub path_and_query: &'a str,
+    /// The request headers.
+    pub headers: &'a reqwest::header::HeaderMap,
+    /// The raw body, exactly as received (signatures are computed over these bytes).
+    pub body: &'a [u8],
+    /// When wabridge received it (for timestamp tolerances).
+    pub received_at: DateTime<Utc>,
+}
+
+/// Why a pushed request was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WebhookRejection {
+    /// This connector takes no webhooks (answered 404).
+    #[error("this connector takes no webhooks")]
+    NotSupported,
+    /// Missing or wrong signature, token or timestamp (answered 401, stored nowhere).
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+}
+
+/// The id a CRM gave a contact (HubSpot's contact id, a Salesforce Contact Id, a Tryton party).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct CrmContactId(pub String);
+
+impl fmt::Display for CrmContactId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Who wrote a message of the conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// The customer wrote to the business.
+    Inbound,
+    /// The business (an agent, a template send, a bot) wrote to the customer.
+    Outbound,
+}
+
+/// One message of a conversation, to be logged on the contact's timeline in a CRM.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Activity {
+    /// The message id (`wamid.…`): the idempotency key of the timeline entry.
+    pub id: String,
+    /// Who wrote it.
+    pub direction: Direction,
+    /// Meta's timestamp of the message.
+    pub at: DateTime<Utc>,
+    /// The message as readable text (as in [`InboundMessage::text`]).
+    pub text: String,
+}
+
+/// An event a system reports (an order paid, a deal stage changed): the input of the mapping
+/// files whose `source` is the connector's name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceEvent {
+    /// A stable id of the event (deduplication: the same id twice is one event).
+    pub id: String,
+    /// The event as JSON, the document the mappings' jsonpaths read.
+    pub event: serde_json::Value,
+}
+
+/// A CRM: the contact upserted by phone number (or BSUID), every message logged on its
+/// timeline, and optionally a source of business events.
+#[async_trait::async_trait]
+pub trait Crm: Send + Sync + fmt::Debug {
+    /// The connector kind, e.g. `hubspot`.
+    fn kind(&self) -> &'static str;
+
+    /// A real, harmless read call that proves the credentials and the address work.
+    async fn check(&self) -> Result<(), ConnectorError>;
+
+    /// Finds the contact by its phone number (E.164) or BSUID and creates it when missing,
+    /// filling the name from the WhatsApp profile. Idempotent: an upsert on a unique property,
+    /// or a lookup before the create.
+    async fn upsert_contact(&self, contact: &Contact) -> Result<CrmContactId, ConnectorError>;
+
+    /// Logs messages on the contact's timeline, in the order given. Idempotent per
+    /// [`Activity::id`]: with `maybe_delivered` an earlier attempt may have written some of
+    /// them, and the connector looks them up before writing.
+    async fn log_activity(
+        &self,
+        contact: &CrmContactId,
+        conversation: &Conversation,
+        activities: &[Activity],
+        maybe_delivered: bool,
+    ) -> Result<(), ConnectorError>;
+
+    /// Business events reported after `cursor` (polled systems such as Tryton), oldest first,
+    /// with the cursor to pass next time. Default: this CRM reports no events by polling.
+    async fn events_since(
+        &self,
+        cursor: Option<&str>,
+    ) -> Result<(Vec<SourceEvent>, Option<String>), ConnectorError> {
+        Ok((Vec::new(), cursor.map(str::to_owned)))
+    }
+
+    /// Verifies an event webhook the CRM pushed to `POST /connectors/{name}/webhook` with the
+    /// CRM's own signature scheme. Default: not supported.
+    fn verify_webhook(&self, _request: &WebhookRequest<'_>) -> Result<(), WebhookRejection> {
+        Err(WebhookRejection::NotSupported)
+    }
+
+    /// Turns a verified, stored webhook body into events (fetching what the notification only
+    /// points at, e.g. the deal and its contact's phone number).
+    async fn events_from_webhook(&self, _body: &[u8]) -> Result<Vec<SourceEvent>, ConnectorError> {
+        Ok(Vec::new())
+    }
+}
+
+/// What a `[connectors.<name>]` section builds: a ticketing system, a CRM, or both.
+#[derive(Debug, Default)]
+pub struct Connector {
+    /// The ticketing role, when the system has one.
+    pub ticketing: Option<Box<dyn TicketSystem>>,
+    /// The CRM role, when the system has one.
+    pub crm: Option<Box<dyn Crm>>,
+}
+
+impl Connector {
+    /// A connector with only the ticketing role.
+    pub fn ticketing(system: impl TicketSystem + 'static) -> Self {
+        Connector {
+            ticketing: Some(Box::new(system)),
+            crm: None,
+        }
+    }
+
+    /// A connector with only the CRM role.
+    pub fn crm(system: impl Crm + 'static) -> Self {
+        Connector {
+            ticketing: None,
+            crm: Some(Box::new(system)),
+        }
+    }
 }
 
 /// Why a connector call failed, decided where it happened.
@@ -398,13 +555,14 @@ impl ConnectorConfig {
     }
 
     /// Builds the connector (may do I/O such as creating directories, never network calls).
-    pub fn build(&self, context: &BuildContext) -> Result<Box<dyn TicketSystem>, ConnectorError> {
+    pub fn build(&self, context: &BuildContext) -> Result<Connector, ConnectorError> {
         match self {
-            ConnectorConfig::Rt(config) => Ok(Box::new(rt::RtConnector::new(config.clone())?)),
-            ConnectorConfig::Files(config) => Ok(Box::new(files::FilesConnector::new(
-                config.clone(),
-                context,
-            )?)),
+            ConnectorConfig::Rt(config) => {
+                Ok(Connector::ticketing(rt::RtConnector::new(config.clone())?))
+            }
+            ConnectorConfig::Files(config) => Ok(Connector::ticketing(
+                files::FilesConnector::new(config.clone(), context)?,
+            )),
         }
     }
 }
