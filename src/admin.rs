@@ -214,7 +214,13 @@ pub mod ops {
     /// Outbound decisions, oldest first, optionally for one contact.
     pub fn audit_list(store: &Store, phone: Option<&str>) -> Result<Vec<AuditEntry>, StoreError> {
         let digits = phone.map(digits);
-        store.audit_entries(digits.as_deref())
+        let mut entries = store.audit_entries(digits.as_deref())?;
+        for entry in &mut entries {
+            if let Some(wamid) = &entry.wamid {
+                entry.delivery = store.status(wamid)?.map(|status| status.status);
+            }
+        }
+        Ok(entries)
     }
 
     /// The stored template catalog.

@@ -264,3 +264,145 @@ async fn meta_131026_dead_letters_and_marks_the_contact_undeliverable() {
         "{out}"
     );
 }
+
+/// A status webhook for a message the business sent, as Meta sends it.
+fn status_webhook(wamid: &str, status: &str, to: &str, error: Option<(i64, &str)>) -> Vec<u8> {
+    let mut value = serde_json::json!({
+        "id": wamid, "status": status, "timestamp": chrono::Utc::now().timestamp().to_string(),
+        "recipient_id": to
+    });
+    if let Some((code, title)) = error {
+        value["errors"] = serde_json::json!([{
+            "code": code, "title": title, "message": title,
+            "error_data": { "details": format!("{title} (details)") }
+        }]);
+    }
+    serde_json::to_vec(&serde_json::json!({
+        "object": "whatsapp_business_account",
+        "entry": [{ "id": "555000", "changes": [{ "field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": { "display_phone_number": "15550783881", "phone_number_id": PHONE_NUMBER_ID },
+            "statuses": [value]
+        }}]}]
+    }))
+    .expect("json")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn statuses_join_the_sends_in_either_order_and_failures_reach_the_ticket() {
+    use wiremock::matchers::body_string_contains;
+    let graph = MockServer::start().await;
+    mount_catalog(&graph).await;
+    for (order, wamid) in [("30001", "wamid.SENT1"), ("30002", "wamid.SENT2")] {
+        Mock::given(method("POST"))
+            .and(path(format!("/v23.0/{PHONE_NUMBER_ID}/messages")))
+            .and(body_string_contains(order))
+            .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                "messaging_product": "whatsapp",
+                "contacts": [{ "input": "96891234569", "wa_id": "96891234569" }],
+                "messages": [{ "id": wamid, "message_status": "accepted" }]
+            })))
+            .mount(&graph)
+            .await;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let daemon = start(dir.path(), &graph);
+    let customer = "96891234569";
+
+    // The customer wrote first: the conversation has a ticket (a transcript).
+    let hello = text_webhook(
+        customer,
+        "Aisha",
+        "wamid.HELLO",
+        chrono::Utc::now().timestamp(),
+        "Hello",
+    );
+    assert_eq!(daemon.post(&hello).await, 200);
+    let (code, out) = daemon.cli(&[
+        "contacts",
+        "opt-in",
+        "+96891234569",
+        "--source",
+        "checkout",
+        "--evidence",
+        "box",
+        "--phone-number-id",
+        PHONE_NUMBER_ID,
+    ]);
+    assert_eq!(code, 0, "{out}");
+
+    // A failure reported for wamid.SENT2 before that send is even made: kept, applied later.
+    // Meta redelivers it: one note, not two.
+    let early_failure = status_webhook(
+        "wamid.SENT2",
+        "failed",
+        customer,
+        Some((130472, "User's number is part of an experiment")),
+    );
+    assert_eq!(daemon.post(&early_failure).await, 200);
+    assert_eq!(daemon.post(&early_failure).await, 200);
+
+    for order in [30001, 30002] {
+        let event = order_event(order, "+96891234569");
+        assert_eq!(
+            post_event(&daemon.url, "shop", &event, Some(SHOP_SECRET)).await,
+            202
+        );
+        daemon.wait_idle(Duration::from_secs(15));
+    }
+    assert_eq!(posted_bodies(&graph).await.len(), 2);
+
+    // wamid.SENT1: delivered, read, then a late delivered that must not win.
+    for status in ["delivered", "read", "delivered"] {
+        let webhook = status_webhook("wamid.SENT1", status, customer, None);
+        assert_eq!(daemon.post(&webhook).await, 200);
+    }
+    daemon.wait_idle(Duration::from_secs(15));
+
+    let (code, out) = daemon.cli(&["audit", "--contact", "+96891234569"]);
+    assert_eq!(code, 0, "{out}");
+    let sent1 = out
+        .lines()
+        .find(|l| l.contains("accepted by Meta as wamid.SENT1"))
+        .unwrap_or_else(|| panic!("no audit line for SENT1: {out}"));
+    assert!(sent1.ends_with("[now: read]"), "{out}");
+    let sent2 = out
+        .lines()
+        .find(|l| l.contains("accepted by Meta as wamid.SENT2"))
+        .unwrap_or_else(|| panic!("no audit line for SENT2: {out}"));
+    assert!(sent2.ends_with("[now: failed]"), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.contains("\tfailed\tmessage wamid.SENT2") && l.contains("130472")),
+        "{out}"
+    );
+
+    // The ticket got one internal note about the failure, after the customer's message.
+    let transcript = dir
+        .path()
+        .join(format!("data/transcripts/{PHONE_NUMBER_ID}/{customer}.txt"));
+    let text = std::fs::read_to_string(&transcript).expect("transcript");
+    assert_eq!(
+        text.matches("was NOT delivered").count(),
+        1,
+        "{text}\n{}",
+        tail(&daemon.log(), 30)
+    );
+    let note = &text[text.find("wabridge note").expect("note")..];
+    assert!(
+        note.contains("Error 130472") && note.contains("wamid.SENT2"),
+        "{text}"
+    );
+
+    // A 131050 failure stops marketing for this contact in the consent ledger.
+    let stopped = status_webhook(
+        "wamid.OTHER",
+        "failed",
+        customer,
+        Some((131050, "Unable to deliver the message. This recipient has chosen to stop receiving marketing messages on WhatsApp from your business.")),
+    );
+    assert_eq!(daemon.post(&stopped).await, 200);
+    daemon.wait_idle(Duration::from_secs(15));
+    let (_, out) = daemon.cli(&["contacts", "show", "+96891234569", "--json"]);
+    assert!(out.contains("\"marketing_stop\""), "{out}");
+}

@@ -560,9 +560,10 @@ impl ConnectorConfig {
             ConnectorConfig::Rt(config) => {
                 Ok(Connector::ticketing(rt::RtConnector::new(config.clone())?))
             }
-            ConnectorConfig::Files(config) => Ok(Connector::ticketing(
-                files::FilesConnector::new(config.clone(), context)?,
-            )),
+            ConnectorConfig::Files(config) => Ok(Connector::ticketing(files::FilesConnector::new(
+                config.clone(),
+                context,
+            )?)),
         }
     }
 }

@@ -418,7 +418,7 @@ pub async fn admin_command(config: &Config, command: Command) -> anyhow::Result<
                             decision.at.format("%Y-%m-%d %H:%M:%S"),
                             decision.decision,
                             decision.subject,
-                            decision.reason
+                            with_delivery(&decision.reason, decision.delivery.as_deref())
                         );
                     }
                 }
@@ -479,7 +479,7 @@ pub async fn admin_command(config: &Config, command: Command) -> anyhow::Result<
                             .unwrap_or_else(|| "-".into()),
                         entry.decision,
                         entry.subject,
-                        entry.reason
+                        with_delivery(&entry.reason, entry.delivery.as_deref())
                     );
                 }
             }
@@ -625,4 +625,12 @@ pub async fn simulate(
     }
     println!("Delivered a signed webhook to {url} ({status}).");
     Ok(())
+}
+
+/// An audit reason followed by the message's furthest status, when Meta reported one.
+fn with_delivery(reason: &str, delivery: Option<&str>) -> String {
+    match delivery {
+        Some(status) => format!("{reason} [now: {status}]"),
+        None => reason.to_owned(),
+    }
 }

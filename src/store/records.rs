@@ -82,6 +82,13 @@ pub struct AuditEntry {
     pub decision: String,
     /// Why, in words an agent understands.
     pub reason: String,
+    /// The WhatsApp message id, for a message Meta accepted (or reported failed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wamid: Option<String>,
+    /// The message's furthest status (`sent`, `delivered`, `read`, `failed`), joined from the
+    /// status webhooks when the entry is read, whichever arrived first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<String>,
 }
 
 impl AuditEntry {
@@ -99,6 +106,14 @@ impl AuditEntry {
             subject: subject.to_owned(),
             decision: decision.to_owned(),
             reason,
+            wamid: None,
+            delivery: None,
         }
+    }
+
+    /// The same entry about the WhatsApp message `wamid`.
+    pub fn with_wamid(mut self, wamid: &str) -> AuditEntry {
+        self.wamid = Some(wamid.to_owned());
+        self
     }
 }

@@ -20,6 +20,7 @@ use crate::store::AuditEntry;
 use crate::store::{batch, encode, Quarantined, StatusRecord, Store, StoreError, UpdateRecord};
 use crate::sync::consent::{self, PolicySettings};
 use crate::whatsapp::model::{self, Event};
+use crate::whatsapp::sender::Action;
 use crate::whatsapp::templates::Template;
 
 /// The queue prefix of outbound sends (a destination name no connector may take).
@@ -53,6 +54,16 @@ pub enum JobPayload {
         conversation: String,
         /// The reply.
         reply: wabridge_connectors::AgentReply,
+    },
+    /// Write an internal note in the conversation's ticket at a destination (e.g. a message
+    /// Meta reported as failed). Skipped when the destination has no ticket for it yet.
+    Note {
+        /// The connector name.
+        destination: String,
+        /// `{phone_number_id}:{contact}`.
+        conversation: String,
+        /// The note.
+        text: String,
     },
     /// Deliver a customer message to a destination.
     Inbound {
@@ -286,12 +297,27 @@ fn dispatch_record(
                                 created.push(Store::insert_job(jobs, &job, now)?);
                             }
                         }
-                        Event::Status { status, .. } => {
+                        Event::Status {
+                            phone_number_id,
+                            status,
+                        } => {
                             if !first_time(seen, &status.dedupe_key(), &record_key)? {
                                 duplicates += 1;
                                 continue;
                             }
+                            // Kept whether or not the send is recorded yet: statuses are
+                            // joined with sends by wamid when they are read.
                             record_status(statuses, status)?;
+                            if status.status == "failed" {
+                                created.extend(status_failed(
+                                    phone_number_id,
+                                    status,
+                                    context,
+                                    sequence,
+                                    now,
+                                    (jobs, contacts, audit),
+                                )?);
+                            }
                         }
                         Event::Update { field, value } => {
                             apply_update(value, contacts, templates)?;
@@ -502,6 +528,104 @@ fn first_time(
     }
     seen.insert(dedupe_key.as_bytes(), inbox_key)?;
     Ok(true)
+}
+
+/// Acts on a `failed` status: the error feeds the consent ledger (131026 undeliverable,
+/// 131050 marketing stopped), the failure is audited, and every destination gets a note job
+/// for the conversation's ticket (queued behind the conversation's messages there).
+fn status_failed(
+    phone_number_id: &str,
+    status: &model::Status,
+    context: &DispatchContext<'_>,
+    sequence: u64,
+    now: DateTime<Utc>,
+    (jobs, contacts, audit): (&TransactionalTree, &TransactionalTree, &TransactionalTree),
+) -> Result<Vec<JobKey>, ConflictableTransactionError<StoreError>> {
+    let abort = |e| ConflictableTransactionError::Abort(StoreError::Record(e));
+    let contact = match (&status.recipient_id, &status.recipient_user_id) {
+        (Some(digits), _) => digits.clone(),
+        (None, Some(user)) => format!("u:{user}"),
+        (None, None) => return Ok(Vec::new()),
+    };
+    let conversation = format!("{phone_number_id}:{contact}");
+    let at = status.time().unwrap_or(now);
+    for error in &status.errors {
+        let event = match Action::for_code(error.code) {
+            Action::Undeliverable => ConsentEvent::Undeliverable { at },
+            Action::MarketingOptOut => ConsentEvent::MarketingStop { at },
+            _ => continue,
+        };
+        update_contact(contacts, &conversation, |state| {
+            state.record(event);
+        })?;
+    }
+    let why = failure_text(status);
+    let entry = AuditEntry::new(
+        now,
+        Some(conversation.clone()),
+        &format!("message {}", status.id),
+        "failed",
+        format!("Meta reported the message as not delivered: {why}"),
+    )
+    .with_wamid(&status.id);
+    audit.insert(
+        &sequence.to_be_bytes(),
+        serde_json::to_vec(&entry).map_err(abort)?,
+    )?;
+    let text = format!(
+        "wabridge: a WhatsApp message to the customer was NOT delivered. {why} (message {})",
+        status.id
+    );
+    let mut created = Vec::new();
+    for destination in context.destinations {
+        let payload = JobPayload::Note {
+            destination: destination.clone(),
+            conversation: conversation.clone(),
+            text: text.clone(),
+        };
+        let job = NewJob {
+            queue: format!("{destination}/{conversation}"),
+            timestamp: status.timestamp,
+            sequence,
+            payload: serde_json::to_value(&payload).map_err(abort)?,
+        };
+        created.push(Store::insert_job(jobs, &job, now)?);
+    }
+    Ok(created)
+}
+
+/// Why Meta could not deliver a message, and what an agent can do about it.
+fn failure_text(status: &model::Status) -> String {
+    let Some(error) = status.errors.first() else {
+        return "Meta gave no reason.".to_owned();
+    };
+    let title = error
+        .title
+        .as_deref()
+        .or(error.message.as_deref())
+        .unwrap_or("no title");
+    let details = error
+        .error_data
+        .as_ref()
+        .and_then(|data| data.details.as_deref())
+        .map(|d| format!(" ({d})"))
+        .unwrap_or_default();
+    let hint = match Action::for_code(error.code) {
+        Action::WindowClosed => {
+            " The 24-hour window is closed: only an approved template can reach the customer now."
+        }
+        Action::Undeliverable => {
+            " The number may not use WhatsApp, may have blocked the business, or runs an old app; wabridge sends nothing more until the customer writes again."
+        }
+        Action::MarketingOptOut => {
+            " The customer stopped marketing messages; wabridge sends them no more marketing templates."
+        }
+        Action::PerUserMarketingLimit => {
+            " Meta limits how many marketing messages one person receives; try again in a day or use a utility template."
+        }
+        _ => "",
+    };
+    format!("Error {}: {title}{details}.{hint}", error.code)
 }
 
 /// Keeps the furthest status of a message: a late `delivered` never overwrites `read`.

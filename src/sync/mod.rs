@@ -334,6 +334,27 @@ impl Runner {
                 .send_outbound(&phone_number_id, &intent, maybe_delivered)
                 .await
                 .map(|()| None),
+            JobPayload::Note {
+                destination,
+                conversation,
+                text,
+            } => {
+                let Some(connector) = self.destinations.get(&destination) else {
+                    return Ok(None);
+                };
+                let Some(ticket) = self
+                    .store
+                    .link(&destination, &conversation)
+                    .map_err(store_failure)?
+                else {
+                    return Ok(None);
+                };
+                connector
+                    .note(&TicketRef(ticket), &text)
+                    .await
+                    .map_err(connector_failure)?;
+                Ok(None)
+            }
             JobPayload::Inbound {
                 destination,
                 conversation,
@@ -404,16 +425,7 @@ impl Runner {
                 let delivered = connector
                     .deliver(&conversation, &inbound, &context)
                     .await
-                    .map_err(|err| match err {
-                        ConnectorError::Retryable {
-                            retry_after,
-                            reason,
-                        } => Failure::Retry {
-                            reason,
-                            retry_after,
-                        },
-                        ConnectorError::Permanent { reason } => Failure::Permanent { reason },
-                    })?;
+                    .map_err(connector_failure)?;
                 crate::failpoint::hit("after_remote_success");
                 if delivered.opened_ticket {
                     tracing::info!(ticket = %delivered.ticket, "Ticket opened for a conversation.");
@@ -441,6 +453,19 @@ fn finished_id(done: Result<(tokio::task::Id, ()), tokio::task::JoinError>) -> t
 fn failure_reason(failure: &Failure) -> &str {
     match failure {
         Failure::Retry { reason, .. } | Failure::Permanent { reason } => reason,
+    }
+}
+
+fn connector_failure(err: ConnectorError) -> Failure {
+    match err {
+        ConnectorError::Retryable {
+            retry_after,
+            reason,
+        } => Failure::Retry {
+            reason,
+            retry_after,
+        },
+        ConnectorError::Permanent { reason } => Failure::Permanent { reason },
     }
 }
 

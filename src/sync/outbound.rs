@@ -186,14 +186,15 @@ impl Runner {
     ) -> Result<(), Failure> {
         let store = &self.store;
         let now = Utc::now();
-        let audit = |decision: &str, reason: String| {
-            let entry = AuditEntry::new(
+        let audit = |decision: &str, reason: String, wamid: Option<&str>| {
+            let mut entry = AuditEntry::new(
                 Utc::now(),
                 Some(contact_key.to_owned()),
                 subject,
                 decision,
                 reason,
             );
+            entry.wamid = wamid.map(str::to_owned);
             if let Err(err) = store.audit(&entry) {
                 tracing::error!(error = %err, "Writing the audit log failed.");
             }
@@ -218,7 +219,11 @@ impl Runner {
                 if let Err(err) = recorded {
                     tracing::error!(error = %StoreError::from(err), "Recording a sent message failed.");
                 }
-                audit("sent", format!("accepted by Meta as {}", sent.wamid));
+                audit(
+                    "sent",
+                    format!("accepted by Meta as {}", sent.wamid),
+                    Some(&sent.wamid),
+                );
                 Ok(())
             }
             Err(SendError::Retry {
@@ -265,14 +270,14 @@ impl Runner {
                     ),
                     None => format!("Meta refused the send ({}): {reason}", action.as_str()),
                 };
-                audit("failed", reason.clone());
+                audit("failed", reason.clone(), None);
                 Err(Failure::Permanent { reason })
             }
             Err(SendError::UnknownOutcome { reason }) => {
                 let reason = format!(
                     "outcome unknown ({reason}): not resent blindly; check the customer's chat, then replay if it did not arrive"
                 );
-                audit("unknown_outcome", reason.clone());
+                audit("unknown_outcome", reason.clone(), None);
                 Err(Failure::Permanent { reason })
             }
         }

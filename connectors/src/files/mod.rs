@@ -228,6 +228,38 @@ impl TicketSystem for FilesConnector {
         })?
     }
 
+    /// Appends an internal note (marked as such) to the transcript the ticket names.
+    async fn note(&self, ticket: &TicketRef, text: &str) -> Result<(), ConnectorError> {
+        let path = PathBuf::from(&ticket.0);
+        let escapes = path
+            .components()
+            .any(|part| matches!(part, std::path::Component::ParentDir));
+        if escapes || !path.starts_with(&self.dir) {
+            return Err(ConnectorError::Permanent {
+                reason: format!("{} is not a transcript of this connector", path.display()),
+            });
+        }
+        let entry = format!(
+            "── {} · wabridge note (internal, not sent to the customer)\n{}\n\n",
+            chrono::Utc::now().format("%Y-%m-%d %H:%M:%S UTC"),
+            text.trim_end()
+        );
+        tokio::task::spawn_blocking(move || {
+            let mut file = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&path)
+                .map_err(|err| io_error("opening", &path, err))?;
+            file.write_all(entry.as_bytes())
+                .and_then(|()| file.sync_data())
+                .map_err(|err| io_error("appending to", &path, err))
+        })
+        .await
+        .map_err(|err| ConnectorError::Retryable {
+            retry_after: None,
+            reason: format!("transcript writer stopped: {err}"),
+        })?
+    }
+
     async fn check(&self) -> Result<(), ConnectorError> {
         let probe = self.dir.join(".wabridge-check");
         std::fs::write(&probe, b"ok")
@@ -328,6 +360,38 @@ mod tests {
         assert!(again.already_present);
         let text = std::fs::read_to_string(files.transcript_path(&conversation())).expect("read");
         assert_eq!(text.matches("Hello").count(), 1);
+    }
+
+    #[tokio::test]
+    async fn notes_are_appended_to_the_transcript_marked_internal() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let connector = connector(dir.path());
+        let delivered = connector
+            .deliver(
+                &conversation(),
+                &message("wamid.n1", "hello"),
+                &DeliveryContext::default(),
+            )
+            .await
+            .expect("deliver");
+        connector
+            .note(&delivered.ticket, "the reply was not delivered")
+            .await
+            .expect("note");
+        let text = std::fs::read_to_string(&delivered.ticket.0).expect("read");
+        let note_at = text.find("wabridge note (internal").expect("note header");
+        assert!(
+            text[note_at..].contains("the reply was not delivered"),
+            "{text}"
+        );
+        assert!(note_at > text.find("hello").expect("message"), "{text}");
+        for outside in [
+            dir.path().join("../elsewhere.txt"),
+            dir.path().join("transcripts/../../elsewhere.txt"),
+        ] {
+            let outside = TicketRef(outside.display().to_string());
+            assert!(connector.note(&outside, "x").await.is_err(), "{outside}");
+        }
     }
 
     #[tokio::test]
