@@ -1,5 +1,6 @@
 //! The WhatsApp Cloud API: webhook model, signature, Graph API client.
 
+pub mod fake;
 pub mod graph;
 pub mod model;
 pub mod ratelimit;
