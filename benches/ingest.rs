@@ -14,6 +14,9 @@
 //! can hang), `BENCH_EXTRAS` (1; 0 skips the other breakdown scenarios),
 //! `BENCH_SERVER_THREADS` (number of CPUs), `BENCH_CLIENT_THREADS` (2).
 
+#[path = "common/cpu.rs"]
+mod cpu;
+
 use std::io;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -471,9 +474,9 @@ fn drive(
     let end = measure_from + secs;
     let sampler = std::thread::spawn(move || {
         sleep_until(measure_from);
-        let before = cpu_sample();
+        let before = cpu::sample(CLIENT_THREAD);
         sleep_until(end);
-        let after = cpu_sample();
+        let after = cpu::sample(CLIENT_THREAD);
         before.zip(after)
     });
     let results = client.block_on(async {
@@ -511,7 +514,7 @@ fn drive(
     let (server_cores, client_cores) = match cpu {
         Some((before, after)) => {
             let total = (after.total - before.total) / wall;
-            let client = (after.client - before.client) / wall;
+            let client = (after.named - before.named) / wall;
             (Some(total - client), Some(client))
         }
         None => (None, None),
@@ -538,60 +541,6 @@ fn sleep_until(at: Instant) {
     if at > now {
         std::thread::sleep(at - now);
     }
-}
-
-// ---------------------------------------------------------------------------------------------
-// CPU accounting from /proc (Linux): whole process vs the load generator's threads.
-
-#[derive(Clone, Copy)]
-struct CpuSample {
-    /// CPU seconds of the whole process (exited threads included).
-    total: f64,
-    /// CPU seconds of the load generator's threads.
-    client: f64,
-}
-
-fn ticks_per_sec() -> f64 {
-    // SAFETY: sysconf has no preconditions.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if ticks > 0 {
-        ticks as f64
-    } else {
-        100.0
-    }
-}
-
-/// utime + stime (fields 14 and 15) of a `/proc/.../stat` line, in clock ticks, and `comm`.
-fn parse_stat(stat: &str) -> Option<(String, u64)> {
-    let open = stat.find('(')?;
-    let close = stat.rfind(')')?;
-    let comm = stat[open + 1..close].to_owned();
-    let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
-    // After "pid (comm) ": field 3 (state) is index 0, so utime (14) is index 11.
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some((comm, utime + stime))
-}
-
-fn cpu_sample() -> Option<CpuSample> {
-    let hz = ticks_per_sec();
-    let (_, total) = parse_stat(&std::fs::read_to_string("/proc/self/stat").ok()?)?;
-    let mut client = 0;
-    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
-        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
-            continue;
-        };
-        if let Some((comm, ticks)) = parse_stat(&stat) {
-            // comm is truncated to 15 bytes; CLIENT_THREAD fits.
-            if comm.starts_with(CLIENT_THREAD) {
-                client += ticks;
-            }
-        }
-    }
-    Some(CpuSample {
-        total: total as f64 / hz,
-        client: client as f64 / hz,
-    })
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -533,7 +533,9 @@ impl Sender {
         )
     }
 
-    fn from_parts(
+    /// A sender posting to `base` (the Graph API's URL with its version, e.g.
+    /// `https://graph.facebook.com/v23.0`) with `token`.
+    pub fn from_parts(
         base: String,
         token: Secret,
         limiter: Arc<RateLimiter>,
