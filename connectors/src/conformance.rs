@@ -21,6 +21,10 @@
 //! #[tokio::test]
 //! async fn rt_passes_the_conformance_suite() { conformance::run_suite(&Rt).await }
 //! ```
+//!
+//! CRM connectors pass the same cases through [`crm::run_crm_suite`].
+
+pub mod crm;
 
 use std::time::Duration;
 

@@ -25,7 +25,11 @@ use serde::{Deserialize, Serialize};
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 pub mod files;
+pub mod freshdesk;
+pub mod hubspot;
+pub mod redmine;
 pub mod rt;
+pub mod zendesk;
 
 /// The customer side of a WhatsApp conversation.
 ///
@@ -540,17 +544,30 @@ pub enum ConnectorConfig {
     Rt(rt::RtConfig),
     /// Readable transcripts on disk (the embedded default).
     Files(files::FilesConfig),
+    /// Redmine 4/5 over its REST API.
+    Redmine(redmine::RedmineConfig),
+    /// Zendesk Support.
+    Zendesk(zendesk::ZendeskConfig),
+    /// Freshdesk (API v2).
+    Freshdesk(freshdesk::FreshdeskConfig),
+    /// HubSpot CRM (contacts, WhatsApp communications, deal/contact webhooks).
+    Hubspot(hubspot::HubspotConfig),
 }
 
 impl ConnectorConfig {
     /// The kinds a user may write in `kind = "…"`.
-    pub const KINDS: &'static [&'static str] = &["rt", "files"];
+    pub const KINDS: &'static [&'static str] =
+        &["rt", "redmine", "zendesk", "freshdesk", "hubspot", "files"];
 
     /// Checks the section without any I/O and returns every problem found.
     pub fn validate(&self) -> Vec<ConfigProblem> {
         match self {
             ConnectorConfig::Rt(config) => config.validate(),
             ConnectorConfig::Files(config) => config.validate(),
+            ConnectorConfig::Redmine(config) => config.validate(),
+            ConnectorConfig::Zendesk(config) => config.validate(),
+            ConnectorConfig::Freshdesk(config) => config.validate(),
+            ConnectorConfig::Hubspot(config) => config.validate(),
         }
     }
 
@@ -563,6 +580,18 @@ impl ConnectorConfig {
             ConnectorConfig::Files(config) => Ok(Connector::ticketing(files::FilesConnector::new(
                 config.clone(),
                 context,
+            )?)),
+            ConnectorConfig::Redmine(config) => Ok(Connector::ticketing(
+                redmine::RedmineConnector::new(config.clone())?,
+            )),
+            ConnectorConfig::Zendesk(config) => Ok(Connector::ticketing(
+                zendesk::ZendeskConnector::new(config.clone())?,
+            )),
+            ConnectorConfig::Freshdesk(config) => Ok(Connector::ticketing(
+                freshdesk::FreshdeskConnector::new(config.clone())?,
+            )),
+            ConnectorConfig::Hubspot(config) => Ok(Connector::crm(hubspot::HubspotConnector::new(
+                config.clone(),
             )?)),
         }
     }
@@ -619,6 +648,40 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("could not connect"), "{text}");
+    }
+
+    #[test]
+    fn builds_zendesk_and_freshdesk_from_their_sections() {
+        let context = BuildContext {
+            store_dir: PathBuf::from("/nonexistent"),
+            name: "helpdesk".into(),
+        };
+        for (section, kind) in [
+            (
+                serde_json::json!({"kind": "zendesk", "subdomain": "acme",
+                                   "email": "agent@acme.com", "api_token": "t"}),
+                "zendesk",
+            ),
+            (
+                serde_json::json!({"kind": "freshdesk", "domain": "acme", "api_key": "k"}),
+                "freshdesk",
+            ),
+        ] {
+            let config: ConnectorConfig = serde_json::from_value(section).expect("parses");
+            assert!(
+                config.validate().is_empty(),
+                "{kind}: {:?}",
+                config.validate()
+            );
+            assert!(ConnectorConfig::KINDS.contains(&kind));
+            let connector = config.build(&context).expect("builds");
+            assert_eq!(connector.ticketing.map(|t| t.kind()), Some(kind));
+            assert!(connector.crm.is_none());
+        }
+        let broken: ConnectorConfig =
+            serde_json::from_value(serde_json::json!({"kind": "zendesk", "subdomain": "acme"}))
+                .expect("parses");
+        assert_eq!(broken.validate()[0].field, "api_token");
     }
 
     #[test]
