@@ -86,6 +86,19 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             crate::mapping::MappingSet::default()
         }
     };
+    // The catalog the last run synced: a mapping whose parameters do not fit is refused now,
+    // not at its first send.
+    let refused = check_mappings_against_catalog(&mappings, &store)?;
+    if !refused.is_empty() {
+        for problem in &refused {
+            eprintln!("{problem}");
+        }
+        anyhow::bail!(
+            "{} mapping problem(s) against the template catalog (wabridge templates list)",
+            refused.len()
+        );
+    }
+    let mappings = Arc::new(mappings);
     let limiter = Arc::new(crate::whatsapp::ratelimit::RateLimiter::with_number_rates(
         config.whatsapp.rate_limit.clone(),
         config
@@ -106,7 +119,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         workers: config.queue.workers,
         recovery_grace: Duration::from_secs(config.queue.recovery_grace_secs),
         consent: config.policy.clone(),
-        mappings,
+        mappings: Arc::clone(&mappings),
         phone_number_id: config.whatsapp.sending_number().map(str::to_owned),
         reply_poll: Duration::from_secs(config.queue.reply_poll_secs.max(1)),
     });
@@ -135,6 +148,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let catalog = tokio::spawn(sync_templates(
         store.clone(),
         config.whatsapp.clone(),
+        mappings,
         shutdown.clone(),
     ));
     let mut admin_shutdown = shutdown.clone();
@@ -193,11 +207,36 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Checks the mappings against the stored template catalog: logs what may still change (a
+/// template not created or approved yet) and returns the mismatches (parameters that do not
+/// fit an existing template). Nothing to check while no catalog was synced.
+fn check_mappings_against_catalog(
+    mappings: &crate::mapping::MappingSet,
+    store: &Store,
+) -> anyhow::Result<Vec<crate::mapping::MappingProblem>> {
+    let catalog: Vec<crate::mapping::CatalogTemplate> = store
+        .templates()
+        .context("reading the template catalog")?
+        .iter()
+        .map(Into::into)
+        .collect();
+    if catalog.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (wrong, pending) = mappings.catalog_problems(&catalog);
+    for problem in pending {
+        tracing::warn!(problem = %problem, "A mapping's template is not in the catalog yet; its sends wait in the dead letters until it is approved.");
+    }
+    Ok(wrong)
+}
+
 /// Keeps the template catalog current: at start, then every `templates_sync_minutes`
 /// (webhooks update it in between). Failures are logged and retried at the next round.
+/// After each sync the mappings are checked against the new catalog.
 async fn sync_templates(
     store: Store,
     whatsapp: crate::config::WhatsAppConfig,
+    mappings: Arc<crate::mapping::MappingSet>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     if whatsapp.waba_ids().is_empty() {
@@ -206,7 +245,19 @@ async fn sync_templates(
     let every = Duration::from_secs(whatsapp.templates_sync_minutes * 60);
     loop {
         match admin::ops::templates_sync(&store, &whatsapp).await {
-            Ok(count) => tracing::info!(templates = count, "Template catalog synced."),
+            Ok(count) => {
+                tracing::info!(templates = count, "Template catalog synced.");
+                match check_mappings_against_catalog(&mappings, &store) {
+                    Ok(wrong) => {
+                        for problem in wrong {
+                            tracing::error!(problem = %problem, "A mapping does not fit its template in the new catalog; its sends will be refused until the mapping is fixed.");
+                        }
+                    }
+                    Err(err) => {
+                        tracing::warn!(error = %format!("{err:#}"), "Checking the mappings against the catalog failed.")
+                    }
+                }
+            }
             Err(err) => {
                 tracing::warn!(error = %format!("{err:#}"), "Template catalog sync failed; retrying at the next round.")
             }

@@ -406,3 +406,52 @@ async fn statuses_join_the_sends_in_either_order_and_failures_reach_the_ticket()
     let (_, out) = daemon.cli(&["contacts", "show", "+96891234569", "--json"]);
     assert!(out.contains("\"marketing_stop\""), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_mapping_that_does_not_fit_the_synced_catalog_stops_the_next_start() {
+    // The WABA's order_confirmation takes two body parameters; the shipped mapping gives three.
+    let graph = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v23.0/555000/message_templates"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "data": [{
+                "id": "1001", "name": "order_confirmation", "language": "en",
+                "status": "APPROVED", "category": "UTILITY",
+                "components": [{ "type": "BODY", "text": "Hi {{1}}, order {{2}} is confirmed." }]
+            }]
+        })))
+        .mount(&graph)
+        .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    // No catalog yet: the daemon starts, syncs, and says what does not fit.
+    let mut daemon = start(dir.path(), &graph);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !daemon.log().contains("does not fit its template") {
+        assert!(Instant::now() < deadline, "{}", daemon.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(daemon.terminate().code(), Some(0));
+
+    // With the catalog known, the next start is refused, naming the file and line.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_wabridge"))
+        .args(["serve", "--config"])
+        .arg(&daemon.config)
+        .output()
+        .expect("run wabridge");
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_ne!(output.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("order_paid.toml:") && err.contains("against the template catalog"),
+        "{err}"
+    );
+    // Templates merely missing from the catalog (the other shipped mappings) are warnings.
+    let refusals: Vec<&str> = err.lines().filter(|l| !l.contains("WARN")).collect();
+    assert!(
+        !refusals.iter().any(|l| l.contains("order_shipped.toml:")),
+        "{err}"
+    );
+    assert!(
+        err.contains("WARN") && err.contains("order_shipped.toml:"),
+        "{err}"
+    );
+}

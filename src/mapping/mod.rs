@@ -286,6 +286,19 @@ impl MappingSet {
             .flat_map(|m| m.check_against_catalog(catalog))
             .collect()
     }
+
+    /// [`MappingSet::check_against_catalog`] split into what makes a mapping wrong (its
+    /// parameters do not fit an existing template: the daemon refuses to start) and what may
+    /// still change (a template or translation not in the catalog yet: its sends dead-letter
+    /// with the reason until it is created and approved).
+    pub fn catalog_problems(
+        &self,
+        catalog: &[CatalogTemplate],
+    ) -> (Vec<MappingProblem>, Vec<MappingProblem>) {
+        self.check_against_catalog(catalog)
+            .into_iter()
+            .partition(|p| p.field != "template" && p.field != "language")
+    }
 }
 
 /// Loads every `*.toml` file of `dir` (other files such as `README.md` are skipped).

@@ -62,7 +62,7 @@ pub struct Runner {
     /// Consent keywords and window margin.
     consent: consent::PolicySettings,
     /// Mapping files (events → template sends).
-    mappings: crate::mapping::MappingSet,
+    mappings: Arc<crate::mapping::MappingSet>,
     /// The business number outbound sends go from.
     phone_number_id: Option<String>,
     /// The Graph API sender.
@@ -90,7 +90,7 @@ pub struct RunnerParts {
     /// `[policy]`
     pub consent: consent::PolicySettings,
     /// Mapping files.
-    pub mappings: crate::mapping::MappingSet,
+    pub mappings: Arc<crate::mapping::MappingSet>,
     /// The number template sends go from (first of `[[whatsapp.numbers]]`).
     pub phone_number_id: Option<String>,
     /// How often destinations are asked for agents' replies.

@@ -91,6 +91,18 @@ fn placeholders(text: &str) -> usize {
     names.len()
 }
 
+impl From<&Template> for crate::mapping::CatalogTemplate {
+    fn from(t: &Template) -> Self {
+        crate::mapping::CatalogTemplate {
+            name: t.name.clone(),
+            language: t.language.clone(),
+            body_params: t.body_params,
+            header_params: t.header_params,
+            button_params: t.button_params.clone(),
+        }
+    }
+}
+
 impl Template {
     /// What the policy gate needs to know about this template.
     pub fn info(&self) -> crate::policy::TemplateInfo {
