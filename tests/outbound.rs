@@ -455,3 +455,92 @@ async fn a_mapping_that_does_not_fit_the_synced_catalog_stops_the_next_start() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stop_wins_over_a_send_already_queued() {
+    use wiremock::matchers::body_string_contains;
+    let graph = MockServer::start().await;
+    mount_catalog(&graph).await;
+    // Meta is slow to answer the first send: the second waits behind it in the queue.
+    Mock::given(method("POST"))
+        .and(path(format!("/v23.0/{PHONE_NUMBER_ID}/messages")))
+        .and(body_string_contains("40001"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_delay(Duration::from_secs(2))
+                .set_body_json(serde_json::json!({
+                    "messaging_product": "whatsapp",
+                    "messages": [{ "id": "wamid.FIRST" }]
+                })),
+        )
+        .mount(&graph)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(format!("/v23.0/{PHONE_NUMBER_ID}/messages")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "messaging_product": "whatsapp",
+            "messages": [{ "id": "wamid.OTHER" }]
+        })))
+        .mount(&graph)
+        .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let daemon = start(dir.path(), &graph);
+    let (code, out) = daemon.cli(&[
+        "contacts",
+        "opt-in",
+        "+96891234570",
+        "--source",
+        "checkout",
+        "--evidence",
+        "box",
+        "--phone-number-id",
+        PHONE_NUMBER_ID,
+    ]);
+    assert_eq!(code, 0, "{out}");
+    for order in [40001, 40002] {
+        let event = order_event(order, "+96891234570");
+        assert_eq!(
+            post_event(&daemon.url, "shop", &event, Some(SHOP_SECRET)).await,
+            202
+        );
+    }
+    // While the first send is in flight and the second is queued, the customer says STOP.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while graph
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .all(|r| r.method.as_str() != "POST")
+    {
+        assert!(Instant::now() < deadline, "first send never left");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let stop = text_webhook(
+        "96891234570",
+        "Aisha",
+        "wamid.STOP2",
+        chrono::Utc::now().timestamp(),
+        "إيقاف",
+    );
+    assert_eq!(daemon.post(&stop).await, 200);
+    daemon.wait_idle(Duration::from_secs(20));
+
+    let sent = posted_bodies(&graph).await;
+    let templates: Vec<_> = sent.iter().filter(|b| b["type"] == "template").collect();
+    assert_eq!(
+        templates.len(),
+        1,
+        "only the send already in flight: {sent:?}"
+    );
+    assert!(templates[0].to_string().contains("40001"), "{sent:?}");
+    // The confirmation (in Arabic, like the STOP) is the only other message.
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert_eq!(sent[1]["type"], "text");
+    let (_, out) = daemon.cli(&["audit", "--contact", "+96891234570"]);
+    let blocked = out
+        .lines()
+        .find(|l| l.contains("\tblock\t"))
+        .unwrap_or_else(|| panic!("the queued send was not blocked: {out}"));
+    assert!(blocked.contains("opted out"), "{out}");
+}
