@@ -273,6 +273,7 @@ fn ingress(inbox: Arc<dyn Inbox>) -> (Router, Arc<Metrics>) {
         metrics: metrics.clone(),
         sources: Default::default(),
         events: None,
+        connectors: None,
     });
     (app, metrics)
 }

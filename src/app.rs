@@ -3,7 +3,6 @@
 //! Shutdown (SIGTERM or SIGINT): stop accepting webhooks, let jobs in flight finish within
 //! `server.shutdown_grace_secs` (unfinished ones stay queued), flush, exit 0.
 
-use std::collections::HashMap;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +15,7 @@ use crate::cli::{self, Cli, Command};
 use crate::config::Config;
 use crate::ingress::{self, IngressState, Metrics};
 use crate::store::Store;
-use crate::sync::{Destinations, Runner, RunnerParts};
+use crate::sync::{Connectors, Runner, RunnerParts};
 use crate::whatsapp::graph::GraphClient;
 use crate::{admin, logging};
 
@@ -30,7 +29,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         _ => {}
     }
     let load = match cli.command {
-        Command::Serve => cli::load_checked,
+        Command::Serve | Command::Doctor => cli::load_checked,
         _ => cli::load_config,
     };
     let config = match load(&cli.config) {
@@ -40,6 +39,7 @@ pub async fn run(cli: Cli) -> ExitCode {
     logging::init(&config.log.level, config.log.redact);
     let result = match cli.command {
         Command::Serve => serve(config).await,
+        Command::Doctor => return cli::doctor::doctor(&config).await,
         Command::Simulate {
             from,
             name,
@@ -63,18 +63,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let store = Store::open(&config.store.path)
         .with_context(|| format!("opening the store at {}", config.store.path.display()))?;
 
-    let mut destinations: Destinations = HashMap::new();
-    for (name, connector) in &config.connectors {
-        let built = connector
-            .build(&BuildContext {
-                store_dir: config.store.path.clone(),
-                name: name.clone(),
-            })
-            .map_err(|err| anyhow::anyhow!("connector {name}: {err}"))?;
-        if let Some(ticketing) = built.ticketing {
-            destinations.insert(name.clone(), Arc::from(ticketing));
-        }
-    }
+    let connectors = Arc::new(build_connectors(&config)?);
     let graph = GraphClient::new(&config.whatsapp).context("building the Graph API client")?;
     let mappings = {
         let dir = config.mappings_dir();
@@ -112,7 +101,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .context("building the Graph API sender")?;
     let runner = Runner::new(RunnerParts {
         store: store.clone(),
-        destinations,
+        connectors: Arc::clone(&connectors),
         graph,
         sender,
         retry: config.queue.retry_policy(),
@@ -138,6 +127,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let dispatcher = tokio::spawn(runner.clone().run_dispatcher(shutdown.clone()));
     let workers = tokio::spawn(runner.clone().run_workers(shutdown.clone(), grace));
     let replies = tokio::spawn(runner.clone().run_reply_poller(shutdown.clone()));
+    let crm_events = tokio::spawn(runner.clone().run_event_poller(shutdown.clone()));
 
     let admin_app = admin::router(
         store.clone(),
@@ -176,6 +166,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             })
             .collect(),
         events: Some(Arc::new(store.clone())),
+        connectors: Some(Arc::clone(&connectors)),
     };
     tracing::info!(
         listen = %config.server.listen,
@@ -202,9 +193,32 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let _ = workers.await;
     let _ = catalog.await;
     let _ = replies.await;
+    let _ = crm_events.await;
     store.durable().await.context("final flush")?;
     tracing::info!("Stopped.");
     Ok(())
+}
+
+/// Builds every `[connectors.<name>]` section (no network calls).
+pub fn build_connectors(config: &Config) -> anyhow::Result<Connectors> {
+    let mut connectors = Connectors::default();
+    for (name, section) in &config.connectors {
+        let built = section
+            .build(&BuildContext {
+                store_dir: config.store.path.clone(),
+                name: name.clone(),
+            })
+            .map_err(|err| anyhow::anyhow!("connector {name}: {err}"))?;
+        if let Some(ticketing) = built.ticketing {
+            connectors
+                .ticketing
+                .insert(name.clone(), Arc::from(ticketing));
+        }
+        if let Some(crm) = built.crm {
+            connectors.crm.insert(name.clone(), Arc::from(crm));
+        }
+    }
+    Ok(connectors)
 }
 
 /// Checks the mappings against the stored template catalog: logs what may still change (a

@@ -1,5 +1,7 @@
 //! Command-line interface: argument parsing and the commands other than `serve`.
 
+pub mod doctor;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -31,6 +33,9 @@ pub enum Command {
     Serve,
     /// Check the configuration; list every problem (exit 78 if any).
     Validate,
+    /// Check with real calls that the WhatsApp token, the webhook subscription and every
+    /// connector's credentials work; say what is wrong (exit 1 if anything is).
+    Doctor,
     /// Post a correctly signed text-message webhook to a running daemon.
     Simulate {
         /// Customer phone number, E.164 (`+96890000001`).
@@ -523,7 +528,11 @@ pub async fn admin_command(config: &Config, command: Command) -> anyhow::Result<
             };
             println!("Synced {count} template(s).");
         }
-        Command::Serve | Command::Validate | Command::Simulate { .. } | Command::Mapping { .. } => {
+        Command::Serve
+        | Command::Validate
+        | Command::Doctor
+        | Command::Simulate { .. }
+        | Command::Mapping { .. } => {
             anyhow::bail!("not an admin command")
         }
     }

@@ -50,6 +50,9 @@ pub struct IngressState {
     pub sources: HashMap<String, Arc<sources::SourceAuth>>,
     /// Where authenticated events go.
     pub events: Option<Arc<dyn EventInbox>>,
+    /// Connectors whose systems push webhooks (`POST /connectors/{name}/webhook`); their
+    /// verified bodies go to `events`.
+    pub connectors: Option<Arc<crate::sync::Connectors>>,
 }
 
 /// What the routes use, prepared once (keyed signature states) and shared.
@@ -60,6 +63,7 @@ struct Shared {
     metrics: Arc<Metrics>,
     sources: HashMap<String, Arc<sources::SourceAuth>>,
     events: Option<Arc<dyn EventInbox>>,
+    connectors: Option<Arc<crate::sync::Connectors>>,
 }
 
 /// The public router.
@@ -71,10 +75,15 @@ pub fn router(state: IngressState) -> Router {
         metrics: state.metrics,
         sources: state.sources,
         events: state.events,
+        connectors: state.connectors,
     });
     Router::new()
         .route("/webhooks/whatsapp", get(handshake).post(receive))
         .route("/events/{source}", axum::routing::post(receive_event))
+        .route(
+            "/connectors/{name}/webhook",
+            axum::routing::post(receive_connector_webhook),
+        )
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
         .with_state(shared)
@@ -181,6 +190,63 @@ async fn receive_event(
         Err(err) => {
             state.metrics.store_errors.fetch_add(1, Ordering::Relaxed);
             tracing::error!(error = %err, "Event not stored; answered 503.");
+            (StatusCode::SERVICE_UNAVAILABLE, "not stored")
+        }
+    }
+}
+
+/// A request a connector's system pushed: verified by the connector (401, stored nowhere, when
+/// it fails; 404 when the connector takes no webhooks), then stored durably before the 200.
+async fn receive_connector_webhook(
+    State(state): State<Arc<Shared>>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+    request: Request,
+) -> impl IntoResponse {
+    let (Some(connectors), Some(events)) = (&state.connectors, &state.events) else {
+        return (StatusCode::NOT_FOUND, "no such connector webhook");
+    };
+    let (parts, body) = request.into_parts();
+    let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(body) => body,
+        Err(_) => return (StatusCode::PAYLOAD_TOO_LARGE, "body over 3 MiB"),
+    };
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let verdict = connectors.verify_webhook(
+        &name,
+        &wabridge_connectors::WebhookRequest {
+            method: parts.method.as_str(),
+            path_and_query,
+            headers: &parts.headers,
+            body: &body,
+            received_at: chrono::Utc::now(),
+        },
+    );
+    match verdict {
+        Ok(()) => {}
+        Err(wabridge_connectors::WebhookRejection::NotSupported) => {
+            return (StatusCode::NOT_FOUND, "no such connector webhook");
+        }
+        Err(wabridge_connectors::WebhookRejection::Unauthorized(reason)) => {
+            state
+                .metrics
+                .rejected_signature
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(connector = %name, "Connector webhook refused: {reason}.");
+            return (StatusCode::UNAUTHORIZED, "not authenticated");
+        }
+    }
+    match events.accept_webhook(&name, &body).await {
+        Ok(()) => {
+            state.metrics.accepted.fetch_add(1, Ordering::Relaxed);
+            (StatusCode::OK, "accepted")
+        }
+        Err(err) => {
+            state.metrics.store_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(error = %err, "Connector webhook not stored; answered 503.");
             (StatusCode::SERVICE_UNAVAILABLE, "not stored")
         }
     }

@@ -1,6 +1,7 @@
 //! The inbox record format: the bodies one group commit wrote, after a big-endian `u32`
 //! count; each body as its origin (`u16` length and UTF-8: empty for Meta's webhook,
-//! `event:<source>` for a CRM/shop event) then a `u32` length and the bytes.
+//! `event:<source>` for a CRM/shop event,
+//! `connector:<name>` for a request a connector's system pushed) then a `u32` length and the bytes.
 
 /// Where a body came from.
 pub const WHATSAPP: &str = "";
@@ -8,6 +9,14 @@ pub const WHATSAPP: &str = "";
 /// The origin of an event from `source`.
 pub fn event_origin(source: &str) -> String {
     format!("event:{source}")
+}
+
+/// Prefix of the origin of a request a connector's system pushed.
+pub const CONNECTOR_PREFIX: &str = "connector:";
+
+/// The origin of a request pushed to `POST /connectors/{name}/webhook`.
+pub fn connector_origin(name: &str) -> String {
+    format!("{CONNECTOR_PREFIX}{name}")
 }
 
 /// Encodes bodies as one record.

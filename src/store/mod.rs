@@ -357,6 +357,10 @@ impl Inbox for Store {
 pub trait EventInbox: Send + Sync {
     /// Stores an event body from `source`; returns once it is durable.
     async fn accept_event(&self, source: &str, raw: &[u8]) -> Result<(), StoreError>;
+
+    /// Stores a request connector `name`'s system pushed (already verified); returns once it
+    /// is durable.
+    async fn accept_webhook(&self, name: &str, raw: &[u8]) -> Result<(), StoreError>;
 }
 
 #[async_trait::async_trait]
@@ -364,6 +368,12 @@ impl EventInbox for Store {
     async fn accept_event(&self, source: &str, raw: &[u8]) -> Result<(), StoreError> {
         self.commit
             .append(batch::event_origin(source), raw.to_vec())
+            .await
+    }
+
+    async fn accept_webhook(&self, name: &str, raw: &[u8]) -> Result<(), StoreError> {
+        self.commit
+            .append(batch::connector_origin(name), raw.to_vec())
             .await
     }
 }

@@ -65,6 +65,23 @@ pub enum JobPayload {
         /// The note.
         text: String,
     },
+    /// Log a message on the contact's timeline in a CRM (the contact is upserted first).
+    Activity {
+        /// The CRM connector's name.
+        destination: String,
+        /// The conversation.
+        conversation: Conversation,
+        /// The message.
+        activity: wabridge_connectors::Activity,
+    },
+    /// Read a request a connector's system pushed (verified before it was stored): agents'
+    /// replies become sends, CRM events go to the mappings.
+    ConnectorWebhook {
+        /// The connector's name.
+        connector: String,
+        /// The body as received, base64.
+        body: String,
+    },
     /// Deliver a customer message to a destination.
     Inbound {
         /// The connector name (`[connectors.<name>]`).
@@ -78,8 +95,10 @@ pub enum JobPayload {
 
 /// What the dispatcher needs besides the store.
 pub struct DispatchContext<'a> {
-    /// Connector names: every customer message goes to each.
+    /// Ticketing connector names: every customer message goes to each.
     pub destinations: &'a [String],
+    /// CRM connector names: every message is logged on the contact's timeline in each.
+    pub crms: &'a [String],
     /// Consent keywords.
     pub consent: &'a PolicySettings,
     /// Mapping files: events become template sends.
@@ -129,6 +148,11 @@ pub async fn drain(store: &Store, context: &DispatchContext<'_>) -> Result<Drain
 /// What one body of a record became.
 enum Parsed<'a> {
     Events(Vec<Event>),
+    /// A connector's pushed request (`connector:<name>`), read later by a job.
+    ConnectorWebhook {
+        connector: &'a str,
+        raw: &'a [u8],
+    },
     /// A CRM/shop event and what each mapping of its source makes of it.
     Outbound(Vec<Outcome>),
     Quarantine {
@@ -138,7 +162,10 @@ enum Parsed<'a> {
 }
 
 /// Parses one body according to where it came from.
-fn parse_body<'a>(origin: &str, raw: &'a [u8], context: &DispatchContext<'_>) -> Parsed<'a> {
+fn parse_body<'a>(origin: &'a str, raw: &'a [u8], context: &DispatchContext<'_>) -> Parsed<'a> {
+    if let Some(connector) = origin.strip_prefix(batch::CONNECTOR_PREFIX) {
+        return Parsed::ConnectorWebhook { connector, raw };
+    }
     match origin.strip_prefix("event:") {
         None => match model::parse(raw) {
             Ok(envelope) => Parsed::Events(envelope.events()),
@@ -221,9 +248,30 @@ fn dispatch_record(
                 let mut duplicates = 0;
                 // Arrival order inside the record: record id, then a running event counter.
                 let mut sequence = record_id << 24;
+                for body in &parsed {
+                    let Parsed::ConnectorWebhook { connector, raw } = body else {
+                        continue;
+                    };
+                    sequence += 1;
+                    let payload = JobPayload::ConnectorWebhook {
+                        connector: (*connector).to_owned(),
+                        body: base64::engine::general_purpose::STANDARD.encode(raw),
+                    };
+                    let job = NewJob {
+                        queue: format!("{connector}/webhooks"),
+                        timestamp: now.timestamp(),
+                        sequence,
+                        payload: serde_json::to_value(&payload).map_err(|e| {
+                            ConflictableTransactionError::Abort(StoreError::Record(e))
+                        })?,
+                    };
+                    created.push(Store::insert_job(jobs, &job, now)?);
+                }
                 for outcomes in parsed.iter().filter_map(|body| match body {
                     Parsed::Outbound(outcomes) => Some(outcomes),
-                    Parsed::Events(_) | Parsed::Quarantine { .. } => None,
+                    Parsed::Events(_)
+                    | Parsed::ConnectorWebhook { .. }
+                    | Parsed::Quarantine { .. } => None,
                 }) {
                     for outcome in outcomes {
                         sequence += 1;
@@ -237,7 +285,9 @@ fn dispatch_record(
                 }
                 let events = parsed.iter().filter_map(|body| match body {
                     Parsed::Events(events) => Some(events),
-                    Parsed::Outbound(_) | Parsed::Quarantine { .. } => None,
+                    Parsed::Outbound(_)
+                    | Parsed::ConnectorWebhook { .. }
+                    | Parsed::Quarantine { .. } => None,
                 });
                 for event in events.flatten() {
                     sequence += 1;
@@ -296,6 +346,21 @@ fn dispatch_record(
                                 };
                                 created.push(Store::insert_job(jobs, &job, now)?);
                             }
+                            let activity = wabridge_connectors::Activity {
+                                id: message.id.clone(),
+                                direction: wabridge_connectors::Direction::Inbound,
+                                at: DateTime::<Utc>::from_timestamp(message.timestamp, 0)
+                                    .unwrap_or(now),
+                                text: crate::whatsapp::render::render(message).text,
+                            };
+                            created.extend(queue_activity(
+                                jobs,
+                                context.crms,
+                                conversation,
+                                &activity,
+                                sequence,
+                                now,
+                            )?);
                         }
                         Event::Status {
                             phone_number_id,
@@ -528,6 +593,34 @@ fn first_time(
     }
     seen.insert(dedupe_key.as_bytes(), inbox_key)?;
     Ok(true)
+}
+
+/// Queues a message's timeline entry for every CRM, behind the conversation's earlier ones.
+pub(crate) fn queue_activity(
+    jobs: &TransactionalTree,
+    crms: &[String],
+    conversation: &Conversation,
+    activity: &wabridge_connectors::Activity,
+    sequence: u64,
+    now: DateTime<Utc>,
+) -> Result<Vec<JobKey>, ConflictableTransactionError<StoreError>> {
+    let abort = |e| ConflictableTransactionError::Abort(StoreError::Record(e));
+    let mut created = Vec::new();
+    for crm in crms {
+        let payload = JobPayload::Activity {
+            destination: crm.clone(),
+            conversation: conversation.clone(),
+            activity: activity.clone(),
+        };
+        let job = NewJob {
+            queue: format!("{crm}/{}", conversation.key()),
+            timestamp: activity.at.timestamp(),
+            sequence,
+            payload: serde_json::to_value(&payload).map_err(abort)?,
+        };
+        created.push(Store::insert_job(jobs, &job, now)?);
+    }
+    Ok(created)
 }
 
 /// Acts on a `failed` status: the error feeds the consent ledger (131026 undeliverable,

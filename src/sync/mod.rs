@@ -14,6 +14,7 @@
 //! wait `queue.recovery_grace_secs` before their first attempt.
 
 pub mod consent;
+mod crm;
 pub mod dispatch;
 mod outbound;
 mod replies;
@@ -27,7 +28,8 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 use wabridge_connectors::{
-    ConnectorError, DeliveryContext, InboundMessage, TicketRef, TicketSystem,
+    ConnectorError, Crm, DeliveryContext, InboundMessage, TicketRef, TicketSystem,
+    WebhookRejection, WebhookRequest,
 };
 
 use crate::logging;
@@ -41,13 +43,47 @@ use dispatch::JobPayload;
 /// Longest a single delivery may take before it counts as a (retryable) timeout.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// Destinations by connector name.
-pub type Destinations = HashMap<String, Arc<dyn TicketSystem>>;
+/// The configured connectors, by role and name (`[connectors.<name>]`).
+#[derive(Debug, Default)]
+pub struct Connectors {
+    /// Ticketing systems: every customer message goes to each.
+    pub ticketing: HashMap<String, Arc<dyn TicketSystem>>,
+    /// CRMs: every message of a conversation is logged on the contact's timeline.
+    pub crm: HashMap<String, Arc<dyn Crm>>,
+}
+
+impl Connectors {
+    /// Verifies a request pushed to `POST /connectors/{name}/webhook` by the connector of that
+    /// name (its ticketing role first, then its CRM role).
+    pub fn verify_webhook(
+        &self,
+        name: &str,
+        request: &WebhookRequest<'_>,
+    ) -> Result<(), WebhookRejection> {
+        let mut verdict = Err(WebhookRejection::NotSupported);
+        if let Some(ticketing) = self.ticketing.get(name) {
+            verdict = ticketing.verify_webhook(request);
+        }
+        if verdict == Err(WebhookRejection::NotSupported) {
+            if let Some(crm) = self.crm.get(name) {
+                verdict = crm.verify_webhook(request);
+            }
+        }
+        verdict
+    }
+
+    /// Names of the connectors with `role`, in a stable order.
+    fn names<T: ?Sized>(map: &HashMap<String, Arc<T>>) -> Vec<String> {
+        let mut names: Vec<String> = map.keys().cloned().collect();
+        names.sort();
+        names
+    }
+}
 
 /// Runs jobs.
 pub struct Runner {
     store: Store,
-    destinations: Destinations,
+    connectors: Arc<Connectors>,
     graph: GraphClient,
     policy: RetryPolicy,
     workers: usize,
@@ -75,8 +111,8 @@ pub struct Runner {
 pub struct RunnerParts {
     /// The store.
     pub store: Store,
-    /// Connectors by name.
-    pub destinations: Destinations,
+    /// Connectors by role and name.
+    pub connectors: Arc<Connectors>,
     /// Graph client (media downloads).
     pub graph: GraphClient,
     /// Graph sender (template sends).
@@ -102,7 +138,7 @@ impl Runner {
     pub fn new(parts: RunnerParts) -> Arc<Runner> {
         Arc::new(Runner {
             store: parts.store,
-            destinations: parts.destinations,
+            connectors: parts.connectors,
             graph: parts.graph,
             policy: parts.retry,
             workers: parts.workers.max(1),
@@ -119,11 +155,14 @@ impl Runner {
         })
     }
 
-    /// The destination names, in a stable order.
+    /// The ticketing destinations' names, in a stable order.
     pub fn destination_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.destinations.keys().cloned().collect();
-        names.sort();
-        names
+        Connectors::names(&self.connectors.ticketing)
+    }
+
+    /// The CRMs' names, in a stable order.
+    pub fn crm_names(&self) -> Vec<String> {
+        Connectors::names(&self.connectors.crm)
     }
 
     /// Marks jobs as created by this process (after their creation was flushed) and wakes
@@ -142,10 +181,12 @@ impl Runner {
     /// Moves inbox bodies into jobs until shutdown.
     pub async fn run_dispatcher(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let destinations = self.destination_names();
+        let crms = self.crm_names();
         let signal = self.store.inbox_signal.clone();
         loop {
             let context = dispatch::DispatchContext {
                 destinations: &destinations,
+                crms: &crms,
                 consent: &self.consent,
                 mappings: &self.mappings,
                 phone_number_id: self.phone_number_id.as_deref(),
@@ -334,12 +375,23 @@ impl Runner {
                 .send_outbound(&phone_number_id, &intent, maybe_delivered)
                 .await
                 .map(|()| None),
+            JobPayload::Activity {
+                destination,
+                conversation,
+                activity,
+            } => {
+                self.log_activity(&destination, &conversation, &activity, maybe_delivered)
+                    .await
+            }
+            JobPayload::ConnectorWebhook { connector, body } => {
+                self.read_webhook(&connector, &body).await.map(|()| None)
+            }
             JobPayload::Note {
                 destination,
                 conversation,
                 text,
             } => {
-                let Some(connector) = self.destinations.get(&destination) else {
+                let Some(connector) = self.connectors.ticketing.get(&destination) else {
                     return Ok(None);
                 };
                 let Some(ticket) = self
@@ -360,14 +412,11 @@ impl Runner {
                 conversation,
                 message,
             } => {
-                let connector =
-                    self.destinations
-                        .get(&destination)
-                        .ok_or_else(|| Failure::Permanent {
-                            reason: format!(
-                                "destination \"{destination}\" is no longer configured"
-                            ),
-                        })?;
+                let connector = self.connectors.ticketing.get(&destination).ok_or_else(|| {
+                    Failure::Permanent {
+                        reason: format!("destination \"{destination}\" is no longer configured"),
+                    }
+                })?;
                 let rendered = render::render(&message);
                 let mut text = rendered.text;
                 let mut attachments = Vec::new();

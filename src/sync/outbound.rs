@@ -224,6 +224,8 @@ impl Runner {
                     format!("accepted by Meta as {}", sent.wamid),
                     Some(&sent.wamid),
                 );
+                self.log_sent(contact_key, &sent.wamid, timeline_text(request))
+                    .await;
                 Ok(())
             }
             Err(SendError::Retry {
@@ -281,6 +283,36 @@ impl Runner {
                 Err(Failure::Permanent { reason })
             }
         }
+    }
+}
+
+/// How a message the business sent reads on a CRM timeline.
+fn timeline_text(request: &SendRequest) -> String {
+    match &request.message {
+        OutboundMessage::Text { body, .. } => body.clone(),
+        OutboundMessage::Template {
+            name,
+            language,
+            components,
+        } => {
+            let values: Vec<String> = components
+                .iter()
+                .flat_map(|c| c["parameters"].as_array().cloned().unwrap_or_default())
+                .filter_map(|p| {
+                    p["text"]
+                        .as_str()
+                        .map(str::to_owned)
+                        .or_else(|| p["currency"]["fallback_value"].as_str().map(str::to_owned))
+                        .or_else(|| p["date_time"]["fallback_value"].as_str().map(str::to_owned))
+                })
+                .collect();
+            if values.is_empty() {
+                format!("[template {name} ({language})]")
+            } else {
+                format!("[template {name} ({language})] {}", values.join(" · "))
+            }
+        }
+        other => format!("[{}]", other.type_name()),
     }
 }
 

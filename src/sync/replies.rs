@@ -10,16 +10,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use sled::transaction::ConflictableTransactionError;
-use sled::Transactional;
 use tokio::sync::watch;
 use wabridge_connectors::{AgentReply, TicketRef};
 
-use super::dispatch::{JobPayload, OUTBOX};
 use super::{store_failure, Runner};
 use crate::policy::{self, Decision, Intent, Origin, PolicyConfig};
-use crate::queue::{Failure, NewJob};
-use crate::store::{Store, StoreError};
+use crate::queue::Failure;
 use crate::whatsapp::sender::{OutboundMessage, Recipient, SendRequest};
 
 /// The business number and the recipient of a conversation key (`{phone_number_id}:{contact}`,
@@ -45,7 +41,7 @@ impl Runner {
     /// Polls every destination for agents' replies until shutdown.
     pub async fn run_reply_poller(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         loop {
-            for (name, connector) in &self.destinations {
+            for (name, connector) in &self.connectors.ticketing {
                 if let Err(err) = self.poll_replies(name, connector.as_ref()).await {
                     tracing::warn!(connector = %name, error = %err, "Polling agents' replies failed; retrying at the next round.");
                 }
@@ -75,53 +71,10 @@ impl Runner {
         if replies.is_empty() && next == cursor {
             return Ok(());
         }
-        let now = Utc::now();
-        let mut jobs = Vec::new();
-        for reply in replies {
-            // Only tickets wabridge opened for a conversation are answered on WhatsApp.
-            let Some(conversation) = store
-                .conversation_of(destination, &reply.ticket.0)
-                .map_err(|e| e.to_string())?
-            else {
-                continue;
-            };
-            let sequence = store.next_id().map_err(|e| e.to_string())?;
-            let payload = JobPayload::Reply {
-                destination: destination.to_owned(),
-                conversation: conversation.clone(),
-                reply: reply.clone(),
-            };
-            jobs.push((
-                format!("r:{destination}:{}", reply.id),
-                NewJob {
-                    queue: format!("{OUTBOX}/{conversation}"),
-                    timestamp: reply.at.timestamp(),
-                    sequence,
-                    payload: serde_json::to_value(&payload).map_err(|e| e.to_string())?,
-                },
-            ));
-        }
-        let created = (&store.seen, &store.jobs, &store.meta)
-            .transaction(|(seen, job_tree, meta)| {
-                let mut created = Vec::new();
-                for (dedupe, job) in &jobs {
-                    if seen.get(dedupe.as_bytes())?.is_some() {
-                        continue;
-                    }
-                    seen.insert(dedupe.as_bytes(), &[])?;
-                    created.push(Store::insert_job(job_tree, job, now)?);
-                }
-                if let Some(next) = &next {
-                    meta.insert(cursor_key(destination), next.as_bytes())?;
-                }
-                Ok::<_, ConflictableTransactionError<StoreError>>(created)
-            })
-            .map_err(|e| StoreError::from(e).to_string())?;
-        store.durable().await.map_err(|e| e.to_string())?;
-        if !created.is_empty() {
-            self.add_fresh(created);
-        }
-        Ok(())
+        let cursor = next.map(|next| (cursor_key(destination), next));
+        self.queue_replies(destination, replies, cursor)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     /// One attempt of an opt-out confirmation: sent only if the gate allows it (window open),
@@ -303,7 +256,7 @@ impl Runner {
         subject: &str,
         why: &str,
     ) -> Result<(), Failure> {
-        if let Some(connector) = self.destinations.get(destination) {
+        if let Some(connector) = self.connectors.ticketing.get(destination) {
             connector
                 .note(
                     &TicketRef(reply.ticket.0.clone()),
