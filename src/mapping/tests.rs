@@ -48,6 +48,7 @@ fn shipped_mappings_load_and_their_examples_pass() {
         [
             "appointment_booked",
             "appointment_reminder",
+            "hubspot_deal_won",
             "order_paid",
             "order_shipped",
             "payment_failed",
