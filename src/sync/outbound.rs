@@ -262,9 +262,6 @@ impl Runner {
                         .record_consent(contact_key, event)
                         .map_err(store_failure)?;
                 }
-                if action.halts_sending() {
-                    tracing::error!(action = action.as_str(), "Meta refused a send for an account or token problem; fix it before replaying.");
-                }
                 let reason = match code {
                     Some(code) => format!(
                         "Meta refused the send ({code}, {}): {reason}",

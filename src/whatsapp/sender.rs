@@ -495,6 +495,9 @@ pub struct Sender {
     base: String,
     token: Secret,
     limiter: Arc<RateLimiter>,
+    /// Sending paused after Meta refused the token (key `""`: every number) or a number's
+    /// account (key: its phone number id): until when, and why.
+    paused: Arc<std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, String)>>>,
 }
 
 impl Sender {
@@ -502,6 +505,9 @@ impl Sender {
     pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
     /// Default time allowed for a whole request.
     pub const TIMEOUT: Duration = Duration::from_secs(30);
+    /// How long sending pauses after Meta refused the token or an account (190, 131031, …):
+    /// the sends wait and are retried, one probe per pause, until an admin fixed it.
+    pub const PAUSE: Duration = Duration::from_secs(300);
 
     /// A sender for the configured Graph API, sharing `limiter` with every other sender.
     pub fn new(
@@ -552,6 +558,7 @@ impl Sender {
             base,
             token,
             limiter,
+            paused: Arc::default(),
         })
     }
 
@@ -569,6 +576,12 @@ impl Sender {
                 code: None,
                 reason: self.scrub(problems.join("; "), Some(&request.to)),
                 action: Action::None,
+            });
+        }
+        if let Some((wait, why)) = self.pause_of(&request.phone_number_id) {
+            return Err(SendError::Retry {
+                reason: format!("sending is paused: {why}"),
+                retry_after: Some(wait),
             });
         }
         let recipient = request.to.as_str();
@@ -589,6 +602,11 @@ impl Sender {
             let error = self.classify(status, &headers, &body, Some(&request.to));
             if let SendError::Retry { .. } = error {
                 return Err(self.throttle(code, request, error));
+            }
+            if let SendError::Rejected { action, .. } = &error {
+                if action.halts_sending() {
+                    return Err(self.pause(*action, request, error));
+                }
             }
             return Err(error);
         }
@@ -720,6 +738,52 @@ impl Sender {
                 }
             }
         }
+    }
+
+    /// Meta refused the token or the number's account: nothing else can succeed until an admin
+    /// acts, so every send (token) or the number's sends (account) pause for [`Sender::PAUSE`],
+    /// and this one is retried after it (it was not sent).
+    fn pause(&self, action: Action, request: &SendRequest, error: SendError) -> SendError {
+        let (key, why) = match action {
+            Action::TokenInvalid => (
+                String::new(),
+                "Meta refused the access token (invalid or expired): replace \
+                 whatsapp.access_token and restart; sends resume then"
+                    .to_owned(),
+            ),
+            _ => (
+                request.phone_number_id.clone(),
+                format!(
+                    "Meta refused the account of number {} (locked, unpaid or blocked): see \
+                     WhatsApp Manager; sends resume when it is fixed",
+                    request.phone_number_id
+                ),
+            ),
+        };
+        tracing::error!(
+            action = action.as_str(),
+            pause_secs = Self::PAUSE.as_secs(),
+            "ALERT: sending paused. {why}. ({error})"
+        );
+        if let Ok(mut paused) = self.paused.lock() {
+            paused.insert(key, (std::time::Instant::now() + Self::PAUSE, why.clone()));
+        }
+        SendError::Retry {
+            reason: format!("{error}; sending paused: {why}"),
+            retry_after: Some(Self::PAUSE),
+        }
+    }
+
+    /// How long sends from `phone_number_id` still wait, and why, if they are paused.
+    fn pause_of(&self, phone_number_id: &str) -> Option<(Duration, String)> {
+        let now = std::time::Instant::now();
+        let paused = self.paused.lock().ok()?;
+        ["", phone_number_id]
+            .iter()
+            .filter_map(|key| paused.get(*key))
+            .filter(|(until, _)| *until > now)
+            .map(|(until, why)| (*until - now, why.clone()))
+            .max_by_key(|(wait, _)| *wait)
     }
 
     /// Feeds Meta's throughput and pair limits back into the limiter.
@@ -1456,24 +1520,56 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn expired_token_190_is_token_invalid_and_a_bare_401_too() {
-        let (error, _) = answered_with(meta_error(
+    async fn expired_token_190_pauses_every_send_and_a_bare_401_too() {
+        let (error, sender) = answered_with(meta_error(
             401,
             190,
             "Error validating access token: Session has expired",
             "",
         ))
         .await;
-        assert!(matches!(
-            error,
-            SendError::Rejected {
-                code: Some(190),
-                action: Action::TokenInvalid,
-                ..
-            }
-        ));
+        // Not sent, so retried — after the pause, not at once.
+        let SendError::Retry {
+            reason,
+            retry_after,
+        } = &error
+        else {
+            panic!("{error:?}");
+        };
+        assert_eq!(*retry_after, Some(Sender::PAUSE));
+        assert!(
+            reason.contains("190") && reason.contains("access token"),
+            "{reason}"
+        );
+        // The next send does not even reach Meta (answered_with expects exactly one call).
+        let next = sender
+            .send(&request(text("second")))
+            .await
+            .expect_err("paused");
+        assert!(
+            matches!(&next, SendError::Retry { reason, retry_after: Some(wait) }
+                if reason.starts_with("sending is paused") && *wait <= Sender::PAUSE),
+            "{next:?}"
+        );
         let (error, _) = answered_with(ResponseTemplate::new(401)).await;
-        assert_eq!(error.kind(), "token_invalid");
+        assert!(
+            matches!(&error, SendError::Retry { retry_after: Some(wait), .. } if *wait == Sender::PAUSE),
+            "{error:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_account_pauses_only_that_number() {
+        let (error, sender) = answered_with(meta_error(
+            400,
+            131031,
+            "Business Account locked",
+            "The account has been locked.",
+        ))
+        .await;
+        assert!(matches!(error, SendError::Retry { .. }), "{error:?}");
+        assert!(sender.pause_of(NUMBER_ID).is_some());
+        assert!(sender.pause_of("another-number").is_none());
     }
 
     #[tokio::test]
