@@ -26,9 +26,12 @@ use serde::{Deserialize, Serialize};
 pub mod conformance;
 pub mod files;
 pub mod freshdesk;
+pub mod http;
 pub mod hubspot;
 pub mod redmine;
 pub mod rt;
+pub mod salesforce;
+pub mod tryton;
 pub mod zendesk;
 
 /// The customer side of a WhatsApp conversation.
@@ -552,12 +555,28 @@ pub enum ConnectorConfig {
     Freshdesk(freshdesk::FreshdeskConfig),
     /// HubSpot CRM (contacts, WhatsApp communications, deal/contact webhooks).
     Hubspot(hubspot::HubspotConfig),
+    /// Any plain JSON REST API, its requests described in the section (ticketing, CRM, or
+    /// both). Boxed: it holds every request of the section.
+    Http(Box<http::HttpConfig>),
+    /// Salesforce (contacts and Tasks as a CRM, Cases as a ticketing system, or both).
+    Salesforce(salesforce::SalesforceConfig),
+    /// Tryton over JSON-RPC (parties, notes, paid sales as events).
+    Tryton(tryton::TrytonConfig),
 }
 
 impl ConnectorConfig {
     /// The kinds a user may write in `kind = "…"`.
-    pub const KINDS: &'static [&'static str] =
-        &["rt", "redmine", "zendesk", "freshdesk", "hubspot", "files"];
+    pub const KINDS: &'static [&'static str] = &[
+        "rt",
+        "redmine",
+        "zendesk",
+        "freshdesk",
+        "hubspot",
+        "salesforce",
+        "tryton",
+        "http",
+        "files",
+    ];
 
     /// Checks the section without any I/O and returns every problem found.
     pub fn validate(&self) -> Vec<ConfigProblem> {
@@ -568,6 +587,18 @@ impl ConnectorConfig {
             ConnectorConfig::Zendesk(config) => config.validate(),
             ConnectorConfig::Freshdesk(config) => config.validate(),
             ConnectorConfig::Hubspot(config) => config.validate(),
+            ConnectorConfig::Http(config) => config.validate(),
+            ConnectorConfig::Salesforce(config) => config.validate(),
+            ConnectorConfig::Tryton(config) => config.validate(),
+        }
+    }
+
+    /// What is valid but risky in the section (e.g. no lookup to avoid a duplicate after a
+    /// crash); `wabridge validate` prints these as warnings.
+    pub fn warnings(&self) -> Vec<ConfigProblem> {
+        match self {
+            ConnectorConfig::Http(config) => config.warnings(),
+            _ => Vec::new(),
         }
     }
 
@@ -591,6 +622,13 @@ impl ConnectorConfig {
                 freshdesk::FreshdeskConnector::new(config.clone())?,
             )),
             ConnectorConfig::Hubspot(config) => Ok(Connector::crm(hubspot::HubspotConnector::new(
+                config.clone(),
+            )?)),
+            ConnectorConfig::Http(config) => http::build(config),
+            ConnectorConfig::Salesforce(config) => {
+                Ok(salesforce::SalesforceConnector::new(config.clone())?.into_connector())
+            }
+            ConnectorConfig::Tryton(config) => Ok(Connector::crm(tryton::TrytonConnector::new(
                 config.clone(),
             )?)),
         }

@@ -275,11 +275,17 @@ pub fn validate(path: &std::path::Path) -> ExitCode {
                 .keys()
                 .map(|name| name.to_string())
                 .collect();
-            println!(
-                "{}: OK (destinations: {})",
-                path.display(),
-                names.join(", ")
-            );
+            for (name, section) in &config.connectors {
+                for warning in section.warnings() {
+                    println!(
+                        "{}: warning: connectors.{name}.{}: {}",
+                        path.display(),
+                        warning.field,
+                        warning.message
+                    );
+                }
+            }
+            println!("{}: OK (connectors: {})", path.display(), names.join(", "));
             ExitCode::SUCCESS
         }
         Err(code) => code,
