@@ -433,8 +433,14 @@ impl RedmineConnector {
     }
 
     /// One pass over the issues changed since the cursor's window: the agents' replies not
-    /// returned yet, oldest first, and the cursor after them (which remembers them).
-    async fn scan(&self, cursor: &Cursor) -> Result<(Vec<AgentReply>, Cursor), ConnectorError> {
+    /// returned yet, oldest first, and the cursor after them (which remembers them). With
+    /// `until`, journals written after it are left alone (neither returned nor remembered) and
+    /// the watermark stays at or before it.
+    async fn scan(
+        &self,
+        cursor: &Cursor,
+        until: Option<DateTime<Utc>>,
+    ) -> Result<(Vec<AgentReply>, Cursor), ConnectorError> {
         let own_user = self.own_user().await?;
         let since = cursor.window_start();
         let mut watermark = cursor.watermark;
@@ -451,7 +457,7 @@ impl RedmineConnector {
                 .await?;
             for listed in &page.issues {
                 if let Some(updated) = listed.updated_on {
-                    watermark = watermark.max(updated);
+                    watermark = watermark.max(until.map_or(updated, |until| updated.min(until)));
                 }
                 if !fetched.insert(listed.id) {
                     continue;
@@ -461,7 +467,10 @@ impl RedmineConnector {
                     continue;
                 };
                 for journal in &issue.journals {
-                    let Some(created) = journal.created_on.filter(|at| *at >= since) else {
+                    let Some(created) = journal
+                        .created_on
+                        .filter(|at| *at >= since && until.is_none_or(|until| *at <= until))
+                    else {
                         continue;
                     };
                     recent.insert(journal.id, created);
@@ -517,7 +526,9 @@ impl RedmineConnector {
             watermark,
             seen: BTreeSet::new(),
         };
-        let (_skipped, cursor) = self.scan(&start).await?;
+        // Only what existed when the position was taken: a reply written while this first scan
+        // runs (it reads every issue of the window, which takes a while) is a new one.
+        let (_skipped, cursor) = self.scan(&start, Some(watermark)).await?;
         Ok(cursor)
     }
 }
@@ -655,7 +666,7 @@ impl TicketSystem for RedmineConnector {
             let position = self.position().await?;
             return Ok((Vec::new(), Some(position.render())));
         };
-        let (replies, next) = self.scan(&cursor).await?;
+        let (replies, next) = self.scan(&cursor, None).await?;
         Ok((replies, Some(next.render())))
     }
 

@@ -1024,6 +1024,54 @@ async fn replies_since_returns_agents_public_notes_once_in_order() {
 }
 
 #[tokio::test]
+async fn a_reply_written_while_the_first_look_runs_is_returned_by_the_next_poll() {
+    // The first look lists the newest change (10:00:00), then reads the issues of its window:
+    // by then an agent has answered (10:00:05). That reply is new, not "before wabridge".
+    let server = redmine().await;
+    // (The position listing answers issue 2; issue 1 changed right after it.)
+    mount_changes(
+        &server,
+        "2026-11-27T10:00:00Z",
+        vec![
+            changed(
+                2,
+                "2026-11-27T10:00:00Z",
+                vec![journal(
+                    10,
+                    AGENT,
+                    "Just before",
+                    false,
+                    "2026-11-27T09:59:30Z",
+                )],
+            ),
+            changed(
+                1,
+                "2026-11-27T10:00:05Z",
+                vec![journal(
+                    11,
+                    AGENT,
+                    "Written during the scan",
+                    false,
+                    "2026-11-27T10:00:05Z",
+                )],
+            ),
+        ],
+    )
+    .await;
+    let redmine = connector(&server);
+    let (replies, cursor) = redmine.replies_since(None).await.expect("first look");
+    assert!(replies.is_empty(), "{replies:?}");
+    let cursor = cursor.expect("a position");
+    assert_eq!(cursor, "2026-11-27T10:00:00Z|10");
+    let (replies, _) = redmine
+        .replies_since(Some(&cursor))
+        .await
+        .expect("next poll");
+    let texts: Vec<&str> = replies.iter().map(|r| r.text.as_str()).collect();
+    assert_eq!(texts, ["Written during the scan"]);
+}
+
+#[tokio::test]
 async fn a_reply_written_while_the_previous_poll_ran_is_not_lost() {
     // The previous poll saw issue 3 changed at 10:05 and returned reply 14; meanwhile an agent
     // answered on issue 1, which that poll had already read: written 10:04:59, id 13.
