@@ -113,6 +113,9 @@ pub enum MediaSource {
     Id(String),
 }
 
+/// A section of a list message: its title and rows `(id, title, description)`.
+pub type ListSection = (String, Vec<(String, String, Option<String>)>);
+
 /// What can be sent.
 #[derive(Debug, Clone, PartialEq)]
 pub enum OutboundMessage {
@@ -144,6 +147,22 @@ pub enum OutboundMessage {
         /// File name shown to the user (document only).
         filename: Option<String>,
     },
+    /// Up to three reply buttons under a text (only inside the window).
+    Buttons {
+        /// The text above the buttons.
+        body: String,
+        /// `(id, title)` of each button: the id comes back in the customer's reply.
+        buttons: Vec<(String, String)>,
+    },
+    /// A list the customer opens with a button and picks one row from (only inside the window).
+    List {
+        /// The text above the list button.
+        body: String,
+        /// The list button's label.
+        button: String,
+        /// Sections: a title and rows `(id, title, description)`.
+        sections: Vec<ListSection>,
+    },
     /// A reaction to a message; an empty emoji removes it.
     Reaction {
         /// The `wamid` reacted to.
@@ -161,12 +180,41 @@ impl OutboundMessage {
             OutboundMessage::Template { .. } => "template",
             OutboundMessage::Media { kind, .. } => kind.as_str(),
             OutboundMessage::Reaction { .. } => "reaction",
+            OutboundMessage::Buttons { .. } | OutboundMessage::List { .. } => "interactive",
         }
     }
 
     /// The node named after the type.
     fn node(&self) -> Value {
         match self {
+            OutboundMessage::Buttons { body, buttons } => json!({
+                "type": "button",
+                "body": { "text": body },
+                "action": { "buttons": buttons.iter().map(|(id, title)| json!({
+                    "type": "reply", "reply": { "id": id, "title": title }
+                })).collect::<Vec<_>>() }
+            }),
+            OutboundMessage::List {
+                body,
+                button,
+                sections,
+            } => json!({
+                "type": "list",
+                "body": { "text": body },
+                "action": {
+                    "button": button,
+                    "sections": sections.iter().map(|(title, rows)| json!({
+                        "title": title,
+                        "rows": rows.iter().map(|(id, title, description)| {
+                            let mut row = json!({ "id": id, "title": title });
+                            if let Some(description) = description {
+                                row["description"] = Value::from(description.as_str());
+                            }
+                            row
+                        }).collect::<Vec<_>>()
+                    })).collect::<Vec<_>>()
+                }
+            }),
             OutboundMessage::Text { body, preview_url } => {
                 json!({ "body": body, "preview_url": preview_url })
             }
@@ -296,6 +344,33 @@ impl SendRequest {
             OutboundMessage::Reaction { message_id, .. } => {
                 if message_id.trim().is_empty() {
                     problems.push("the reaction names no message".to_owned());
+                }
+            }
+            OutboundMessage::Buttons { body, buttons } => {
+                if body.trim().is_empty() {
+                    problems.push("the text above the buttons is empty".to_owned());
+                }
+                if buttons.is_empty() || buttons.len() > 3 {
+                    problems.push(format!("{} buttons; Meta takes 1 to 3", buttons.len()));
+                }
+                for (_, title) in buttons {
+                    if title.chars().count() > 20 {
+                        problems.push(format!("button title {title:?} is over 20 characters"));
+                    }
+                }
+            }
+            OutboundMessage::List { body, sections, .. } => {
+                if body.trim().is_empty() {
+                    problems.push("the text above the list is empty".to_owned());
+                }
+                let rows: usize = sections.iter().map(|(_, rows)| rows.len()).sum();
+                if rows == 0 || rows > 10 {
+                    problems.push(format!("{rows} list rows; Meta takes 1 to 10"));
+                }
+                for (_, title, _) in sections.iter().flat_map(|(_, rows)| rows) {
+                    if title.chars().count() > 24 {
+                        problems.push(format!("list row title {title:?} is over 24 characters"));
+                    }
                 }
             }
         }
@@ -1075,6 +1150,67 @@ mod tests {
             });
             assert_eq!(req.body(), expected);
         }
+    }
+
+    #[test]
+    fn interactive_bodies_match_meta_examples() {
+        let buttons = to_placeholder(OutboundMessage::Buttons {
+            body: "<BUTTON_TEXT>".to_owned(),
+            buttons: vec![
+                (
+                    "<UNIQUE_BUTTON_ID_1>".to_owned(),
+                    "<BUTTON_TITLE_1>".to_owned(),
+                ),
+                (
+                    "<UNIQUE_BUTTON_ID_2>".to_owned(),
+                    "<BUTTON_TITLE_2>".to_owned(),
+                ),
+            ],
+        });
+        assert_eq!(buttons.body(), fixture!("send-reply-button"));
+        let row = |s: u8, r: u8| {
+            (
+                format!("<LIST_SECTION_{s}_ROW_{r}_ID>"),
+                format!("<SECTION_{s}_ROW_{r}_TITLE>"),
+                Some(format!("<SECTION_{s}_ROW_{r}_DESC>")),
+            )
+        };
+        let list = to_placeholder(OutboundMessage::List {
+            body: "<BODY_TEXT>".to_owned(),
+            button: "<BUTTON_TEXT>".to_owned(),
+            sections: vec![
+                (
+                    "<LIST_SECTION_1_TITLE>".to_owned(),
+                    vec![row(1, 1), row(1, 2)],
+                ),
+                (
+                    "<LIST_SECTION_2_TITLE>".to_owned(),
+                    vec![row(2, 1), row(2, 2)],
+                ),
+            ],
+        });
+        // Meta's example also has the optional header and footer, which wabridge does not use.
+        let mut expected = fixture!("send-list-message");
+        if let Some(node) = expected["interactive"].as_object_mut() {
+            node.remove("header");
+            node.remove("footer");
+        }
+        assert_eq!(list.body(), expected);
+        let too_many = request(OutboundMessage::Buttons {
+            body: "Pick".to_owned(),
+            buttons: (0..4)
+                .map(|i| (i.to_string(), "A very long button title".to_owned()))
+                .collect(),
+        });
+        let problems = too_many.validate();
+        assert!(
+            problems.iter().any(|p| p.contains("4 buttons")),
+            "{problems:?}"
+        );
+        assert!(
+            problems.iter().any(|p| p.contains("over 20")),
+            "{problems:?}"
+        );
     }
 
     #[test]
