@@ -37,6 +37,8 @@ pub struct Config {
     pub log: LogConfig,
     /// `[mappings]`
     pub mappings: MappingsConfig,
+    /// `[routing]`: the routing and bot rules, when configured.
+    pub routing: Option<RoutingConfig>,
     /// `[policy]`
     pub policy: crate::sync::consent::PolicySettings,
     /// `[sources.<name>]`: CRM/shop/helpdesk systems allowed to post events.
@@ -316,6 +318,15 @@ impl MappingsConfig {
     }
 }
 
+/// `[routing]`: departments, business hours, menus and auto-replies (see `mappings/routing.toml`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoutingConfig {
+    /// The routing file, relative to the configuration file's directory, e.g.
+    /// `mappings/routing.toml`.
+    pub file: PathBuf,
+}
+
 impl Default for MappingsConfig {
     fn default() -> Self {
         MappingsConfig {
@@ -325,6 +336,20 @@ impl Default for MappingsConfig {
 }
 
 impl Config {
+    /// The routing file, resolved against the configuration file's directory, when configured.
+    pub fn routing_file(&self) -> Option<PathBuf> {
+        let file = &self.routing.as_ref()?.file;
+        if file.is_absolute() {
+            return Some(file.clone());
+        }
+        Some(
+            self.file
+                .parent()
+                .map(|dir| dir.join(file))
+                .unwrap_or_else(|| file.clone()),
+        )
+    }
+
     /// The mappings directory, resolved against the configuration file's directory.
     pub fn mappings_dir(&self) -> PathBuf {
         if self.mappings.dir.is_absolute() {
@@ -385,6 +410,7 @@ const SECTIONS: &[&str] = &[
     "admin",
     "log",
     "mappings",
+    "routing",
     "policy",
     "sources",
     "connectors",
@@ -518,6 +544,11 @@ pub fn load_with_env(file: &Path, env: Vec<(String, String)>) -> Result<Config, 
         &mut problems,
         Some(MappingsConfig::default()),
     );
+    let routing = if raw.get::<config::Value>("routing").is_ok() {
+        section::<RoutingConfig>(&raw, "routing", &text, &mut problems, None)
+    } else {
+        None
+    };
 
     let mut connectors = BTreeMap::new();
     let names: BTreeMap<String, config::Value> = raw.get("connectors").unwrap_or_default();
@@ -673,6 +704,7 @@ pub fn load_with_env(file: &Path, env: Vec<(String, String)>) -> Result<Config, 
             admin,
             log,
             mappings,
+            routing,
             policy,
             sources,
             connectors,
