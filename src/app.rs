@@ -29,7 +29,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         _ => {}
     }
     let load = match cli.command {
-        Command::Serve | Command::Doctor => cli::load_checked,
+        Command::Serve | Command::Doctor | Command::Route { .. } => cli::load_checked,
         _ => cli::load_config,
     };
     let config = match load(&cli.config) {
@@ -38,6 +38,9 @@ pub async fn run(cli: Cli) -> ExitCode {
     };
     logging::init(&config.log.level, config.log.redact);
     let result = match cli.command {
+        Command::Route {
+            command: cli::RouteCommand::Test { webhook, at },
+        } => return cli::route_test(&config, &webhook, at.as_deref()),
         Command::Serve => serve(config).await,
         Command::Doctor => return cli::doctor::doctor(&config).await,
         Command::Simulate {
@@ -88,6 +91,17 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         );
     }
     let mappings = Arc::new(mappings);
+    let routing = match config.routing_file() {
+        Some(file) => Some(Arc::new(crate::routing::load_file(&file).map_err(
+            |problems| {
+                for problem in &problems {
+                    eprintln!("{problem}");
+                }
+                anyhow::anyhow!("{} problem(s) in the routing file", problems.len())
+            },
+        )?)),
+        None => None,
+    };
     let limiter = Arc::new(crate::whatsapp::ratelimit::RateLimiter::with_number_rates(
         config.whatsapp.rate_limit.clone(),
         config
@@ -109,6 +123,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         recovery_grace: Duration::from_secs(config.queue.recovery_grace_secs),
         consent: config.policy.clone(),
         mappings: Arc::clone(&mappings),
+        routing,
         phone_number_id: config.whatsapp.sending_number().map(str::to_owned),
         reply_poll: Duration::from_secs(config.queue.reply_poll_secs.max(1)),
     });

@@ -12,6 +12,7 @@ pub mod logging;
 pub mod mapping;
 pub mod policy;
 pub mod queue;
+pub mod routing;
 pub mod store;
 pub mod sync;
 pub mod whatsapp;

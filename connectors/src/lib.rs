@@ -220,6 +220,40 @@ pub trait TicketSystem: Send + Sync + fmt::Debug {
     fn replies_from_webhook(&self, _body: &[u8]) -> Result<Vec<AgentReply>, ConnectorError> {
         Ok(Vec::new())
     }
+
+    /// Applies routing to the conversation's ticket: idempotent (applying the same routing twice
+    /// changes nothing more). A hand-over makes the ticket visibly need a person (e.g. status
+    /// open, priority at least high, an internal note with the reason). Default: nothing.
+    async fn route(
+        &self,
+        _ticket: &TicketRef,
+        _routing: &TicketRouting,
+    ) -> Result<(), ConnectorError> {
+        Ok(())
+    }
+
+    /// Whether the ticket is resolved/closed (so a bot that handed over may speak again).
+    /// Default: false.
+    async fn is_resolved(&self, _ticket: &TicketRef) -> Result<bool, ConnectorError> {
+        Ok(false)
+    }
+}
+
+/// What routing decided for a conversation's ticket (every field optional; empty = nothing).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TicketRouting {
+    /// The department: an RT queue name, a Zendesk/Freshdesk group (name or numeric id), a
+    /// Redmine project identifier... as the admin wrote it.
+    pub department: Option<String>,
+    /// The assignee: an RT user name, a Zendesk/Freshdesk agent (e-mail or numeric id), a
+    /// Redmine user (login or id).
+    pub assignee: Option<String>,
+    /// `low`, `normal`, `high` or `urgent` (each connector maps them to its own scale).
+    pub priority: Option<String>,
+    /// Tags to add (never removes tags).
+    pub tags: Vec<String>,
+    /// Set when the bot hands the conversation over to a human: why (shown to agents).
+    pub handover: Option<String>,
 }
 
 /// A request a system pushed to wabridge, as it was received.

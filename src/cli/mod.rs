@@ -99,6 +99,25 @@ pub enum Command {
         #[command(subcommand)]
         command: MappingCommand,
     },
+    /// The routing rules (`[routing] file`).
+    Route {
+        /// test
+        #[command(subcommand)]
+        command: RouteCommand,
+    },
+}
+
+/// `wabridge route …`
+#[derive(Debug, Subcommand)]
+pub enum RouteCommand {
+    /// Show which rules match a webhook's messages and what would happen. Sends nothing.
+    Test {
+        /// A webhook body as Meta sends it (JSON).
+        webhook: PathBuf,
+        /// Evaluate at this time (RFC 3339, e.g. `2026-11-27T19:30:00+04:00`; default: now).
+        #[arg(long)]
+        at: Option<String>,
+    },
 }
 
 /// `wabridge contacts …`
@@ -237,6 +256,23 @@ pub fn load_checked(path: &std::path::Path) -> Result<Config, ExitCode> {
             dir.display()
         );
         return Err(ExitCode::from(EX_CONFIG));
+    }
+    if let Some(file) = config.routing_file() {
+        let problems = match crate::routing::load_file(&file) {
+            Ok(routing) => routing.check_examples(),
+            Err(problems) => problems,
+        };
+        if !problems.is_empty() {
+            for problem in &problems {
+                eprintln!("{problem}");
+            }
+            eprintln!(
+                "{} problem(s) in the routing file {}",
+                problems.len(),
+                file.display()
+            );
+            return Err(ExitCode::from(EX_CONFIG));
+        }
     }
     Ok(config)
 }
@@ -537,6 +573,7 @@ pub async fn admin_command(config: &Config, command: Command) -> anyhow::Result<
         Command::Serve
         | Command::Validate
         | Command::Doctor
+        | Command::Route { .. }
         | Command::Simulate { .. }
         | Command::Mapping { .. } => {
             anyhow::bail!("not an admin command")
@@ -648,4 +685,83 @@ fn with_delivery(reason: &str, delivery: Option<&str>) -> String {
         Some(status) => format!("{reason} [now: {status}]"),
         None => reason.to_owned(),
     }
+}
+
+/// `wabridge route test <webhook.json> [--at <time>]`: the routing decision for every customer
+/// message of the webhook, with the conversation's stored state when the daemon is stopped
+/// (while it runs, the store is locked and each message is evaluated as a new conversation).
+pub fn route_test(config: &Config, webhook: &std::path::Path, at: Option<&str>) -> ExitCode {
+    let Some(file) = config.routing_file() else {
+        eprintln!(
+            "{}: no [routing] file is configured (add [routing] file = \"mappings/routing.toml\")",
+            config.file.display()
+        );
+        return ExitCode::from(EX_CONFIG);
+    };
+    let routing = match crate::routing::load_file(&file) {
+        Ok(routing) => routing,
+        Err(problems) => {
+            for problem in problems {
+                eprintln!("{problem}");
+            }
+            return ExitCode::from(EX_CONFIG);
+        }
+    };
+    let now = match at {
+        None => chrono::Utc::now(),
+        Some(text) => match chrono::DateTime::parse_from_rfc3339(text) {
+            Ok(at) => at.with_timezone(&chrono::Utc),
+            Err(err) => {
+                eprintln!("--at {text}: not an RFC 3339 time ({err})");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    let envelope = match std::fs::read(webhook)
+        .map_err(|e| e.to_string())
+        .and_then(|raw| crate::whatsapp::model::parse(&raw).map_err(|e| e.to_string()))
+    {
+        Ok(envelope) => envelope,
+        Err(err) => {
+            eprintln!("{}: {err}", webhook.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let store = Store::open(&config.store.path).ok();
+    if store.is_none() {
+        println!("(the store is in use or missing: every conversation is evaluated as new)");
+    }
+    let mut messages = 0;
+    for event in envelope.events() {
+        let crate::whatsapp::model::Event::Message {
+            conversation,
+            message,
+        } = event
+        else {
+            continue;
+        };
+        messages += 1;
+        let key = conversation.key();
+        let state: crate::routing::ConversationState = store
+            .as_ref()
+            .and_then(|store| store.routing_state(&key).ok().flatten())
+            .unwrap_or_default();
+        let first_message = store
+            .as_ref()
+            .and_then(|store| store.contact(&key).ok().flatten())
+            .and_then(|contact| contact.last_inbound_at)
+            .is_none_or(|last| now - last > crate::sync::NEW_CONVERSATION_AFTER);
+        let inbound = crate::sync::inbound_of(&message, first_message);
+        println!(
+            "Message {} from {}:",
+            message.id,
+            crate::logging::conversation(&key)
+        );
+        println!("{}", routing.decide(&inbound, &state, now));
+    }
+    if messages == 0 {
+        eprintln!("{}: no customer message in this webhook", webhook.display());
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
 }

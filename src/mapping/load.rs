@@ -27,6 +27,9 @@ use super::{
 const DEFAULT_EVENT_PATH: &str = "$.event";
 
 /// Loads every `*.toml` of `dir`; returns the mappings that loaded and all problems.
+/// The routing file may sit beside the mapping files; it is not one of them.
+pub const ROUTING_FILE: &str = "routing.toml";
+
 pub(super) fn load_dir_partial(dir: &Path) -> (MappingSet, Vec<MappingProblem>) {
     let mut problems = Vec::new();
     let entries = match fs::read_dir(dir) {
@@ -45,6 +48,7 @@ pub(super) fn load_dir_partial(dir: &Path) -> (MappingSet, Vec<MappingProblem>) 
         .filter_map(Result::ok)
         .map(|e| e.path())
         .filter(|p| p.is_file() && p.extension().is_some_and(|ext| ext == "toml"))
+        .filter(|p| p.file_name().is_none_or(|name| name != ROUTING_FILE))
         .collect();
     files.sort();
     let mut set = MappingSet::default();

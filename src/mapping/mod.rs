@@ -301,7 +301,8 @@ impl MappingSet {
     }
 }
 
-/// Loads every `*.toml` file of `dir` (other files such as `README.md` are skipped).
+/// Loads every `*.toml` file of `dir` but `routing.toml` (other files such as `README.md` are
+/// skipped).
 /// Returns every problem of every file at once, including duplicate mapping names.
 pub fn load_dir(dir: &Path) -> Result<MappingSet, Vec<MappingProblem>> {
     let (set, problems) = load::load_dir_partial(dir);

@@ -53,6 +53,8 @@ pub mod trees {
     /// Outbound sends written to Meta whose answer is not recorded yet: idempotency key → time.
     /// Present after a crash or a timeout: the outcome is unknown, the send is not repeated.
     pub const SENDING: &str = "sending";
+    /// Conversation key → the routing state (menu position, escalation, away message sent).
+    pub const ROUTING: &str = "routing";
 }
 
 /// Errors of the store.
@@ -121,6 +123,7 @@ pub struct Store {
     pub(crate) meta: sled::Tree,
     pub(crate) sent: sled::Tree,
     pub(crate) sending: sled::Tree,
+    pub(crate) routing: sled::Tree,
     commit: GroupCommit,
     /// Woken when a body lands in the inbox.
     pub inbox_signal: Arc<Notify>,
@@ -161,8 +164,20 @@ impl Store {
             meta: tree(trees::META)?,
             sent: tree(trees::SENT)?,
             sending: tree(trees::SENDING)?,
+            routing: tree(trees::ROUTING)?,
             db,
         })
+    }
+
+    /// The routing state of a conversation, if it was ever routed.
+    pub fn routing_state(
+        &self,
+        conversation: &str,
+    ) -> Result<Option<crate::routing::ConversationState>, StoreError> {
+        match self.routing.get(conversation.as_bytes())? {
+            Some(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
+            None => Ok(None),
+        }
     }
 
     /// A new id, unique and increasing for the life of the store.

@@ -82,6 +82,27 @@ pub enum JobPayload {
         /// The body as received, base64.
         body: String,
     },
+    /// Route a customer message: the rules decide department, assignee, tags, hand-over and
+    /// the bot's replies (queued behind the message's delivery to the first destination).
+    Route {
+        /// The conversation.
+        conversation: Conversation,
+        /// The message as Meta sent it.
+        message: model::Message,
+        /// Whether it opens a conversation (no customer message in the 24 hours before).
+        first_message: bool,
+    },
+    /// Send one of the bot's replies (free-form: only inside the window).
+    Bot {
+        /// `{phone_number_id}:{contact}`.
+        conversation: String,
+        /// The customer message it answers (idempotency).
+        message_id: String,
+        /// Its position among the replies to that message.
+        index: usize,
+        /// What to send.
+        reply: crate::routing::BotReply,
+    },
     /// Deliver a customer message to a destination.
     Inbound {
         /// The connector name (`[connectors.<name>]`).
@@ -99,6 +120,8 @@ pub struct DispatchContext<'a> {
     pub destinations: &'a [String],
     /// CRM connector names: every message is logged on the contact's timeline in each.
     pub crms: &'a [String],
+    /// Whether routing rules are configured (every customer message is then routed).
+    pub routing: bool,
     /// Consent keywords.
     pub consent: &'a PolicySettings,
     /// Mapping files: events become template sends.
@@ -322,7 +345,15 @@ fn dispatch_record(
                                 created.push(Store::insert_job(jobs, &job, now)?);
                             }
                             let inbound = DateTime::<Utc>::from_timestamp(message.timestamp, 0);
+                            let mut first_message = true;
                             update_contact(contacts, &conversation.key(), |state| {
+                                first_message = match (state.last_inbound_at, inbound) {
+                                    (Some(last), Some(at)) => {
+                                        at - last > super::bot::NEW_CONVERSATION_AFTER
+                                    }
+                                    (Some(_), None) => false,
+                                    (None, _) => true,
+                                };
                                 if let Some(at) = inbound {
                                     state.record_inbound(at);
                                 }
@@ -338,6 +369,29 @@ fn dispatch_record(
                                 };
                                 let job = NewJob {
                                     queue: format!("{destination}/{}", conversation.key()),
+                                    timestamp: message.timestamp,
+                                    sequence,
+                                    payload: serde_json::to_value(&payload).map_err(|e| {
+                                        ConflictableTransactionError::Abort(StoreError::Record(e))
+                                    })?,
+                                };
+                                created.push(Store::insert_job(jobs, &job, now)?);
+                            }
+                            if context.routing {
+                                // Behind the message's delivery to the first destination, so
+                                // the ticket exists when the routing acts on it.
+                                sequence += 1;
+                                let queue = match context.destinations.first() {
+                                    Some(primary) => format!("{primary}/{}", conversation.key()),
+                                    None => format!("{OUTBOX}/{}", conversation.key()),
+                                };
+                                let payload = JobPayload::Route {
+                                    conversation: conversation.clone(),
+                                    message: message.clone(),
+                                    first_message,
+                                };
+                                let job = NewJob {
+                                    queue,
                                     timestamp: message.timestamp,
                                     sequence,
                                     payload: serde_json::to_value(&payload).map_err(|e| {

@@ -13,7 +13,9 @@
 //! still had in flight (the remote system may finish it after we died), jobs found at start-up
 //! wait `queue.recovery_grace_secs` before their first attempt.
 
+mod bot;
 pub mod consent;
+pub use bot::{inbound_of, NEW_CONVERSATION_AFTER};
 mod crm;
 pub mod dispatch;
 mod outbound;
@@ -99,6 +101,8 @@ pub struct Runner {
     consent: consent::PolicySettings,
     /// Mapping files (events → template sends).
     mappings: Arc<crate::mapping::MappingSet>,
+    /// Routing rules and the bot, when configured.
+    routing: Option<Arc<crate::routing::Routing>>,
     /// The business number outbound sends go from.
     phone_number_id: Option<String>,
     /// The Graph API sender.
@@ -127,6 +131,8 @@ pub struct RunnerParts {
     pub consent: consent::PolicySettings,
     /// Mapping files.
     pub mappings: Arc<crate::mapping::MappingSet>,
+    /// Routing rules, when `[routing]` is configured.
+    pub routing: Option<Arc<crate::routing::Routing>>,
     /// The number template sends go from (first of `[[whatsapp.numbers]]`).
     pub phone_number_id: Option<String>,
     /// How often destinations are asked for agents' replies.
@@ -149,6 +155,7 @@ impl Runner {
             wake: Arc::new(Notify::new()),
             consent: parts.consent,
             mappings: parts.mappings,
+            routing: parts.routing,
             phone_number_id: parts.phone_number_id,
             sender: parts.sender,
             reply_poll: parts.reply_poll,
@@ -187,6 +194,7 @@ impl Runner {
             let context = dispatch::DispatchContext {
                 destinations: &destinations,
                 crms: &crms,
+                routing: self.routing.is_some(),
                 consent: &self.consent,
                 mappings: &self.mappings,
                 phone_number_id: self.phone_number_id.as_deref(),
@@ -373,6 +381,23 @@ impl Runner {
                 intent,
             } => self
                 .send_outbound(&phone_number_id, &intent, maybe_delivered)
+                .await
+                .map(|()| None),
+            JobPayload::Route {
+                conversation,
+                message,
+                first_message,
+            } => self
+                .route(&conversation, &message, first_message)
+                .await
+                .map(|()| None),
+            JobPayload::Bot {
+                conversation,
+                message_id,
+                index,
+                reply,
+            } => self
+                .send_bot_reply(&conversation, &message_id, index, &reply)
                 .await
                 .map(|()| None),
             JobPayload::Activity {

@@ -20,7 +20,7 @@ use crate::whatsapp::sender::{OutboundMessage, Recipient, SendRequest};
 
 /// The business number and the recipient of a conversation key (`{phone_number_id}:{contact}`,
 /// the contact a phone number or `u:` and a BSUID).
-fn recipient_of(conversation: &str) -> Result<(&str, Recipient), Failure> {
+pub(super) fn recipient_of(conversation: &str) -> Result<(&str, Recipient), Failure> {
     let Some((phone_number_id, contact)) = conversation.split_once(':') else {
         return Err(Failure::Permanent {
             reason: format!("not a conversation key: {conversation}"),
@@ -85,45 +85,19 @@ impl Runner {
         text: &str,
         message_id: &str,
     ) -> Result<(), Failure> {
-        let (phone_number_id, to) = recipient_of(conversation)?;
-        let state = self.contact_state(conversation)?;
-        let decision = policy::decide(
-            &Intent::FreeForm {
-                origin: Origin::OptOutConfirmation,
-            },
-            &state,
-            Utc::now(),
-            &PolicyConfig {
-                window_margin: self.consent.window_margin(),
-            },
-        );
-        match decision {
-            Decision::Allow => {}
-            Decision::Block(reason) => {
-                let entry = crate::store::AuditEntry::new(
-                    Utc::now(),
-                    Some(conversation.to_owned()),
-                    "opt-out confirmation",
-                    "block",
-                    reason.to_string(),
-                );
-                return self.store.audit(&entry).map_err(store_failure);
-            }
-            Decision::Defer { .. } => return Ok(()),
-        }
-        let key = format!("confirm:{message_id}");
-        let request = SendRequest {
-            phone_number_id: phone_number_id.to_owned(),
-            to,
-            message: OutboundMessage::Text {
+        self.send_free_form(
+            conversation,
+            Origin::OptOutConfirmation,
+            "opt-out confirmation",
+            &format!("confirm:{message_id}"),
+            OutboundMessage::Text {
                 body: text.to_owned(),
                 preview_url: false,
             },
-            reply_to: Some(message_id.to_owned()),
-            callback_data: Some(key.chars().take(512).collect()),
-        };
-        self.send_once(&key, conversation, "opt-out confirmation", &request)
-            .await
+            Some(message_id.to_owned()),
+        )
+        .await
+        .map(|_| ())
     }
 
     /// One attempt of an agent's reply.
@@ -244,7 +218,10 @@ impl Runner {
             reply_to: None,
             callback_data: Some(key.chars().take(512).collect()),
         };
-        self.send_once(&key, conversation, subject, &request).await
+        self.send_once(&key, conversation, subject, &request)
+            .await?;
+        self.agent_answered(conversation, Utc::now());
+        Ok(())
     }
 
     /// Tells the agent, inside the ticket, that a reply was not sent and why; audits it.
