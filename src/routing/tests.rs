@@ -19,7 +19,7 @@ fn lines(problems: &[MappingProblem]) -> Vec<String> {
 }
 
 fn shipped() -> Routing {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("routing.toml");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings/routing.toml");
     load_file(&path).unwrap_or_else(|p| panic!("{}", lines(&p).join("\n")))
 }
 
@@ -1416,9 +1416,11 @@ fn shipped_file_hands_over_and_then_stays_silent_until_resolved() {
 
 #[test]
 fn shipped_menu_also_fits_whatsapp_limits_as_a_list() {
-    let src = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("routing.toml"))
-        .unwrap()
-        .replace("style = \"text\" ", "style = \"list\" ");
+    let src = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings/routing.toml"),
+    )
+    .unwrap()
+    .replace("style = \"text\" ", "style = \"list\" ");
     let r = parse(Path::new("routing.toml"), &src)
         .unwrap_or_else(|p| panic!("{}", lines(&p).join("\n")));
     let d = decide_at(
