@@ -727,7 +727,13 @@ pub fn route_test(config: &Config, webhook: &std::path::Path, at: Option<&str>) 
             return ExitCode::FAILURE;
         }
     };
-    let store = Store::open(&config.store.path).ok();
+    // Never creates a store: only reads one that exists and is not in use.
+    let store = config
+        .store
+        .path
+        .exists()
+        .then(|| Store::open(&config.store.path).ok())
+        .flatten();
     if store.is_none() {
         println!("(the store is in use or missing: every conversation is evaluated as new)");
     }

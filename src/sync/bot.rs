@@ -1,18 +1,23 @@
 //! Routing and the bot, on the daemon's side (the rules themselves are `crate::routing`, pure).
 //!
-//! Every customer message of a conversation gets a `Route` job, queued right behind the
-//! message's delivery to the first ticketing destination (so the ticket exists). The job:
+//! Every customer message of a conversation gets two jobs in the queue of its first ticketing
+//! destination, around the message's delivery there:
 //!
-//! 1. reads the conversation's routing state; when it is escalated, asks the ticketing system
-//!    whether the ticket was resolved since, and if so the bot may speak again;
-//! 2. lets the rules decide (department, assignee, priority, tags, hand-over, replies);
-//! 3. applies the ticket actions through the connector (idempotent);
-//! 4. in one transaction: stores the new state, marks the message routed, and queues one
-//!    `Bot` send per reply (each once). A retried job that finds the message routed stops.
+//! - `Route`, just before it:
+//!   1. reads the conversation's routing state; when it is escalated, asks the ticketing system
+//!      whether the ticket was resolved (before this message reopens it), and if so the bot may
+//!      speak again;
+//!   2. lets the rules decide (department, assignee, priority, tags, hand-over, replies);
+//!   3. in one transaction: stores the new state and the ticket actions to apply, marks the
+//!      message routed, and queues one `Bot` send per reply (each once). A retried job that
+//!      finds the message routed stops.
+//! - `RouteTicket`, just after it (so a new conversation's ticket exists): applies the stored
+//!   ticket actions through the connector (idempotent), then forgets them.
 //!
 //! A `Bot` send is free-form: it passes the policy gate (only inside the 24-hour window, never
-//! after an opt-out) and the rate limits like an agent's reply, and is written into the ticket
-//! as an internal note so the agent sees the whole conversation.
+//! after an opt-out) and the rate limits like an agent's reply, and is then written into the
+//! ticket as an internal note (a `Note` job behind the conversation's messages) so the agent
+//! sees the whole conversation.
 
 use chrono::{DateTime, Utc};
 use sled::transaction::ConflictableTransactionError;
@@ -27,6 +32,11 @@ use crate::routing::{BotReply, ConversationState, Inbound};
 use crate::store::{encode, AuditEntry, Store, StoreError};
 use crate::whatsapp::model::Message;
 use crate::whatsapp::sender::{OutboundMessage, SendRequest};
+
+/// Key of a routed message's ticket actions, waiting for `RouteTicket`.
+fn pending_key(message_id: &str) -> Vec<u8> {
+    format!("t:{message_id}").into_bytes()
+}
 
 /// How long without a customer message before the next one starts a new conversation (and is
 /// greeted again): WhatsApp's customer-service window.
@@ -126,8 +136,8 @@ impl Runner {
             return Ok(());
         }
         let mut state = self.routing_state(&key)?;
-        let primary = self.primary_ticket(&key)?;
         if state.escalated() {
+            let primary = self.primary_ticket(&key)?;
             if let Some((name, ticket)) = &primary {
                 if let Some(connector) = self.connectors.ticketing.get(name) {
                     if connector
@@ -147,30 +157,7 @@ impl Runner {
             tracing::debug!(rule = %rule.name, line = rule.line, "Routing rule matched.");
         }
 
-        // The ticket actions first: idempotent, so a retry applies them again harmlessly.
         let actions = &decision.ticket;
-        if let Some((name, ticket)) = &primary {
-            if let Some(connector) = self.connectors.ticketing.get(name) {
-                let routing_of_ticket = TicketRouting {
-                    department: actions.department.as_ref().map(|key| {
-                        routing
-                            .department(key)
-                            .map(|d| d.target(connector.kind()).to_owned())
-                            .unwrap_or_else(|| key.clone())
-                    }),
-                    assignee: actions.assignee.clone(),
-                    priority: actions.priority.map(|p| p.as_str().to_owned()),
-                    tags: actions.tags.clone(),
-                    handover: actions.handover.clone(),
-                };
-                if routing_of_ticket != TicketRouting::default() {
-                    connector
-                        .route(ticket, &routing_of_ticket)
-                        .await
-                        .map_err(connector_failure)?;
-                }
-            }
-        }
         if let Some(reason) = &actions.handover {
             let entry = AuditEntry::new(now, Some(key.clone()), "bot", "handover", reason.clone());
             self.store.audit(&entry).map_err(store_failure)?;
@@ -194,6 +181,28 @@ impl Runner {
             });
         }
         let state_bytes = encode(&decision.state).map_err(store_failure)?;
+        let pending = TicketRouting {
+            department: actions.department.as_ref().map(|department| {
+                let kind = self
+                    .destination_names()
+                    .first()
+                    .and_then(|name| self.connectors.ticketing.get(name))
+                    .map(|connector| connector.kind())
+                    .unwrap_or("");
+                routing
+                    .department(department)
+                    .map(|d| d.target(kind).to_owned())
+                    .unwrap_or_else(|| department.clone())
+            }),
+            assignee: actions.assignee.clone(),
+            priority: actions.priority.map(|p| p.as_str().to_owned()),
+            tags: actions.tags.clone(),
+            handover: actions.handover.clone(),
+        };
+        let pending = (pending != TicketRouting::default())
+            .then(|| encode(&pending))
+            .transpose()
+            .map_err(store_failure)?;
         let created = (&self.store.seen, &self.store.jobs, &self.store.routing)
             .transaction(|(seen, job_tree, states)| {
                 if seen.get(routed.as_bytes())?.is_some() {
@@ -201,6 +210,9 @@ impl Runner {
                 }
                 seen.insert(routed.as_bytes(), &[])?;
                 states.insert(key.as_bytes(), state_bytes.clone())?;
+                if let Some(pending) = &pending {
+                    states.insert(pending_key(&message.id).as_slice(), pending.clone())?;
+                }
                 let mut created = Vec::new();
                 for job in &jobs {
                     created.push(Store::insert_job(job_tree, job, now)?);
@@ -248,19 +260,73 @@ impl Runner {
                 None,
             )
             .await?;
-        if sent {
-            if let Some((name, ticket)) = self.primary_ticket(conversation)? {
-                if let Some(connector) = self.connectors.ticketing.get(&name) {
-                    connector
-                        .note(
-                            &ticket,
-                            &format!("wabridge bot → customer:\n{}", reply.plain_text()),
-                        )
-                        .await
-                        .map_err(connector_failure)?;
+        if !sent {
+            return Ok(());
+        }
+        // Into the ticket, behind the conversation's messages (its ticket exists by then).
+        let Some(primary) = self.destination_names().into_iter().next() else {
+            return Ok(());
+        };
+        let payload = JobPayload::Note {
+            destination: primary.clone(),
+            conversation: conversation.to_owned(),
+            text: format!("wabridge bot → customer:\n{}", reply.plain_text()),
+        };
+        let job = NewJob {
+            queue: format!("{primary}/{conversation}"),
+            timestamp: Utc::now().timestamp(),
+            sequence: self.store.next_id().map_err(store_failure)?,
+            payload: serde_json::to_value(&payload).map_err(|e| store_failure(e.into()))?,
+        };
+        let dedupe = format!("botnote:{key}");
+        let now = Utc::now();
+        let created = (&self.store.seen, &self.store.jobs)
+            .transaction(|(seen, job_tree)| {
+                if seen.get(dedupe.as_bytes())?.is_some() {
+                    return Ok(None);
                 }
+                seen.insert(dedupe.as_bytes(), &[])?;
+                Ok::<_, ConflictableTransactionError<StoreError>>(Some(Store::insert_job(
+                    job_tree, &job, now,
+                )?))
+            })
+            .map_err(|e| store_failure(e.into()))?;
+        self.store.durable().await.map_err(store_failure)?;
+        self.add_fresh(created.into_iter().collect());
+        Ok(())
+    }
+
+    /// One attempt of applying a routed message's ticket actions (stored by `route`).
+    pub(super) async fn route_ticket(
+        &self,
+        conversation: &str,
+        message_id: &str,
+    ) -> Result<(), Failure> {
+        let key = pending_key(message_id);
+        let Some(bytes) = self
+            .store
+            .routing
+            .get(&key)
+            .map_err(|e| store_failure(e.into()))?
+        else {
+            return Ok(());
+        };
+        let routing: TicketRouting =
+            serde_json::from_slice(&bytes).map_err(|err| Failure::Permanent {
+                reason: format!("stored ticket routing unreadable: {err}"),
+            })?;
+        if let Some((name, ticket)) = self.primary_ticket(conversation)? {
+            if let Some(connector) = self.connectors.ticketing.get(&name) {
+                connector
+                    .route(&ticket, &routing)
+                    .await
+                    .map_err(connector_failure)?;
             }
         }
+        self.store
+            .routing
+            .remove(&key)
+            .map_err(|e| store_failure(e.into()))?;
         Ok(())
     }
 

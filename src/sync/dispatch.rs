@@ -83,7 +83,7 @@ pub enum JobPayload {
         body: String,
     },
     /// Route a customer message: the rules decide department, assignee, tags, hand-over and
-    /// the bot's replies (queued behind the message's delivery to the first destination).
+    /// the bot's replies (queued just before the message's delivery to the first destination).
     Route {
         /// The conversation.
         conversation: Conversation,
@@ -91,6 +91,14 @@ pub enum JobPayload {
         message: model::Message,
         /// Whether it opens a conversation (no customer message in the 24 hours before).
         first_message: bool,
+    },
+    /// Apply what routing decided for a message to the conversation's ticket (queued just
+    /// after the message's delivery to the first destination).
+    RouteTicket {
+        /// `{phone_number_id}:{contact}`.
+        conversation: String,
+        /// The routed message.
+        message_id: String,
     },
     /// Send one of the bot's replies (free-form: only inside the window).
     Bot {
@@ -361,6 +369,31 @@ fn dispatch_record(
                                     state.record(event);
                                 }
                             })?;
+                            // Routing: decided just before the message's delivery to the
+                            // first destination (whether a handed-over ticket was resolved is
+                            // read before this message reopens it), applied to the ticket just
+                            // after it (so a new conversation's ticket exists by then).
+                            let primary_queue = match context.destinations.first() {
+                                Some(primary) => format!("{primary}/{}", conversation.key()),
+                                None => format!("{OUTBOX}/{}", conversation.key()),
+                            };
+                            if context.routing {
+                                let payload = JobPayload::Route {
+                                    conversation: conversation.clone(),
+                                    message: message.clone(),
+                                    first_message,
+                                };
+                                let job = NewJob {
+                                    queue: primary_queue.clone(),
+                                    timestamp: message.timestamp,
+                                    sequence,
+                                    payload: serde_json::to_value(&payload).map_err(|e| {
+                                        ConflictableTransactionError::Abort(StoreError::Record(e))
+                                    })?,
+                                };
+                                created.push(Store::insert_job(jobs, &job, now)?);
+                                sequence += 1;
+                            }
                             for destination in context.destinations {
                                 let payload = JobPayload::Inbound {
                                     destination: destination.clone(),
@@ -377,21 +410,14 @@ fn dispatch_record(
                                 };
                                 created.push(Store::insert_job(jobs, &job, now)?);
                             }
-                            if context.routing {
-                                // Behind the message's delivery to the first destination, so
-                                // the ticket exists when the routing acts on it.
+                            if context.routing && !context.destinations.is_empty() {
                                 sequence += 1;
-                                let queue = match context.destinations.first() {
-                                    Some(primary) => format!("{primary}/{}", conversation.key()),
-                                    None => format!("{OUTBOX}/{}", conversation.key()),
-                                };
-                                let payload = JobPayload::Route {
-                                    conversation: conversation.clone(),
-                                    message: message.clone(),
-                                    first_message,
+                                let payload = JobPayload::RouteTicket {
+                                    conversation: conversation.key(),
+                                    message_id: message.id.clone(),
                                 };
                                 let job = NewJob {
-                                    queue,
+                                    queue: primary_queue,
                                     timestamp: message.timestamp,
                                     sequence,
                                     payload: serde_json::to_value(&payload).map_err(|e| {

@@ -391,6 +391,13 @@ impl Runner {
                 .route(&conversation, &message, first_message)
                 .await
                 .map(|()| None),
+            JobPayload::RouteTicket {
+                conversation,
+                message_id,
+            } => self
+                .route_ticket(&conversation, &message_id)
+                .await
+                .map(|()| None),
             JobPayload::Bot {
                 conversation,
                 message_id,
