@@ -241,9 +241,10 @@ pub trait TicketSystem: Send + Sync + fmt::Debug {
 
 /// What routing decided for a conversation's ticket (every field optional; empty = nothing).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct TicketRouting {
     /// The department: an RT queue name, a Zendesk/Freshdesk group (name or numeric id), a
-    /// Redmine project identifier... as the admin wrote it.
+    /// Redmine issue category of the configured project... as the admin wrote it.
     pub department: Option<String>,
     /// The assignee: an RT user name, a Zendesk/Freshdesk agent (e-mail or numeric id), a
     /// Redmine user (login or id).
@@ -775,5 +776,45 @@ mod tests {
         assert!(
             !ConnectorError::from_status(StatusCode::UNAUTHORIZED, None, "x", "").is_retryable()
         );
+    }
+
+    #[derive(Debug)]
+    struct Plain;
+
+    #[async_trait::async_trait]
+    impl TicketSystem for Plain {
+        fn kind(&self) -> &'static str {
+            "plain"
+        }
+
+        async fn deliver(
+            &self,
+            _conversation: &Conversation,
+            _message: &InboundMessage,
+            _context: &DeliveryContext,
+        ) -> Result<Delivered, ConnectorError> {
+            Err(ConnectorError::Permanent {
+                reason: "not used".into(),
+            })
+        }
+
+        async fn check(&self) -> Result<(), ConnectorError> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn routing_defaults_to_nothing_and_never_resolved() {
+        let ticket = TicketRef("1".into());
+        let routing = TicketRouting {
+            handover: Some("wants a person".into()),
+            ..TicketRouting::default()
+        };
+        assert_eq!(Plain.route(&ticket, &routing).await, Ok(()));
+        assert_eq!(Plain.is_resolved(&ticket).await, Ok(false));
+        let round_trip: TicketRouting =
+            serde_json::from_value(serde_json::to_value(&routing).expect("serialises"))
+                .expect("parses");
+        assert_eq!(round_trip, routing);
     }
 }

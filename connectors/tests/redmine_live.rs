@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use wabridge_connectors::redmine::{marker, RedmineConfig, RedmineConnector};
 use wabridge_connectors::{
     Attachment, Contact, Conversation, DeliveryContext, InboundMessage, Secret, TicketRef,
-    TicketSystem,
+    TicketRouting, TicketSystem,
 };
 
 const KEYS: [&str; 4] = [
@@ -658,4 +658,101 @@ async fn a_contact_without_a_number_gets_a_bsuid_subject() {
         .await
         .expect("delivered");
     assert_eq!(again.ticket, delivered.ticket);
+}
+
+#[tokio::test]
+async fn routing_assigns_hands_over_once_and_reopens_a_closed_issue() {
+    let live = live();
+    let redmine = live.connector();
+    let conv = conversation("Wants A Human");
+    let ticket = redmine
+        .deliver(
+            &conv,
+            &message(&conv, 1, "a person please"),
+            &context(None, false),
+        )
+        .await
+        .expect("first")
+        .ticket;
+    assert!(!redmine.is_resolved(&ticket).await.expect("read"));
+    // The agent user the setup script made (a project member) by login: needs an admin key.
+    let agent = live
+        .call_as(
+            &live.agent_key,
+            reqwest::Method::GET,
+            "users/current.json",
+            None,
+        )
+        .await;
+    let login = agent["user"]["login"].as_str().expect("login").to_owned();
+    let routing = TicketRouting {
+        assignee: Some(login),
+        priority: Some("normal".into()),
+        tags: vec!["refund".into()],
+        handover: Some("asked for a refund".into()),
+        ..TicketRouting::default()
+    };
+    let started = Instant::now();
+    redmine.route(&ticket, &routing).await.expect("routed");
+    eprintln!("route (hand-over): {:?}", started.elapsed());
+    let issue = live.issue(&ticket).await;
+    assert_eq!(issue["assigned_to"]["id"], agent["user"]["id"], "{issue}");
+    assert_eq!(issue["priority"]["name"], "High", "{issue}");
+    // Redmine keeps a private note apart from the field changes made with it: two journals.
+    let journals = live.journals(&ticket).await;
+    let noted: Vec<&Value> = journals
+        .iter()
+        .filter(|j| j["notes"].as_str().is_some_and(|n| !n.is_empty()))
+        .collect();
+    assert_eq!(noted.len(), 1, "{journals:?}");
+    assert_eq!(
+        noted[0]["notes"],
+        "wabridge: the customer asked for a person: asked for a refund\n\
+         wabridge: tags: refund\n[wa:routing]"
+    );
+    assert_eq!(noted[0]["private_notes"], true);
+
+    // The same routing again writes nothing.
+    let before = journals.len();
+    let started = Instant::now();
+    redmine
+        .route(&ticket, &routing)
+        .await
+        .expect("routed again");
+    eprintln!("route (nothing to do): {:?}", started.elapsed());
+    assert_eq!(live.journals(&ticket).await.len(), before);
+
+    // Closed: the bot may speak; a new hand-over reopens it and notes it again.
+    live.set_status(&ticket, 5).await;
+    assert!(redmine.is_resolved(&ticket).await.expect("read"));
+    redmine
+        .route(&ticket, &routing)
+        .await
+        .expect("routed after close");
+    let issue = live.issue(&ticket).await;
+    assert_eq!(issue["status"]["is_closed"], false, "{issue}");
+    assert!(!redmine.is_resolved(&ticket).await.expect("read"));
+    let notes = live.notes(&ticket).await;
+    assert_eq!(
+        notes.iter().filter(|n| n.contains("[wa:routing]")).count(),
+        2
+    );
+
+    // Unknown names are refused before anything is written.
+    let before = live.journals(&ticket).await.len();
+    for routing in [
+        TicketRouting {
+            department: Some("No Such Category".into()),
+            ..TicketRouting::default()
+        },
+        TicketRouting {
+            assignee: Some("no-such-login".into()),
+            ..TicketRouting::default()
+        },
+    ] {
+        let err = redmine.route(&ticket, &routing).await.expect_err("refused");
+        assert!(!err.is_retryable(), "{err}");
+        eprintln!("{err}");
+    }
+    assert_eq!(live.journals(&ticket).await.len(), before);
 }

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use wabridge_connectors::rt::{marker, RtConfig, RtConnector};
 use wabridge_connectors::{
     Attachment, Contact, Conversation, DeliveryContext, InboundMessage, Secret, TicketRef,
-    TicketSystem,
+    TicketRouting, TicketSystem,
 };
 
 const QUEUE: &str = "General";
@@ -561,4 +561,92 @@ async fn a_contact_without_a_number_gets_a_bsuid_requestor() {
         ticket["Requestor"][0]["id"],
         format!("wa-{bsuid}@whatsapp.invalid").as_str()
     );
+}
+
+#[tokio::test]
+async fn routing_hands_over_once_and_again_after_a_resolve() {
+    let live = live();
+    let rt = live.connector();
+    let conv = conversation("Wants A Human");
+    let ticket = rt
+        .deliver(
+            &conv,
+            &message(&conv, 1, "I want a person"),
+            &context(None, false),
+        )
+        .await
+        .expect("first")
+        .ticket;
+    assert!(!rt.is_resolved(&ticket).await.expect("read"));
+    let routing = TicketRouting {
+        department: Some(QUEUE.to_lowercase()),
+        assignee: Some("root".into()),
+        priority: Some("normal".into()),
+        tags: vec!["refund".into(), "vip".into()],
+        handover: Some("asked for a refund".into()),
+    };
+    let started = Instant::now();
+    rt.route(&ticket, &routing).await.expect("routed");
+    eprintln!("route (hand-over): {:?}", started.elapsed());
+    let state = live.ticket(&ticket).await;
+    assert_eq!(state["Status"], "open");
+    assert_eq!(state["Owner"]["id"], "root");
+    // A hand-over raises `normal` to at least `high` (100, RT's "High").
+    assert_eq!(state["Priority"], "100");
+    let comments = live.texts(&ticket, "Comment").await;
+    assert_eq!(
+        comments,
+        [
+            "wabridge: the customer asked for a person: asked for a refund\n\
+          wabridge: tags: refund, vip\n[wa:routing]"
+        ]
+    );
+
+    // The same routing again changes nothing.
+    let before = live.history(&ticket).await;
+    let started = Instant::now();
+    rt.route(&ticket, &routing).await.expect("routed again");
+    eprintln!("route (nothing to do): {:?}", started.elapsed());
+    assert_eq!(live.history(&ticket).await, before);
+
+    // Resolved: the bot may speak; a new hand-over reopens it and says so again.
+    live.set_status(&ticket, "resolved").await;
+    assert!(rt.is_resolved(&ticket).await.expect("read"));
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    rt.route(&ticket, &routing)
+        .await
+        .expect("routed after resolve");
+    assert_eq!(live.ticket(&ticket).await["Status"], "open");
+    assert!(!rt.is_resolved(&ticket).await.expect("read"));
+    assert_eq!(live.texts(&ticket, "Comment").await.len(), 2);
+}
+
+#[tokio::test]
+async fn routing_to_an_unknown_queue_or_user_fails_permanently_and_writes_nothing() {
+    let live = live();
+    let rt = live.connector();
+    let conv = conversation("Misrouted");
+    let ticket = rt
+        .deliver(&conv, &message(&conv, 1, "hello"), &context(None, false))
+        .await
+        .expect("first")
+        .ticket;
+    let before = live.history(&ticket).await;
+    for routing in [
+        TicketRouting {
+            department: Some("No Such Queue".into()),
+            ..TicketRouting::default()
+        },
+        TicketRouting {
+            assignee: Some("no-such-user".into()),
+            handover: Some("x".into()),
+            ..TicketRouting::default()
+        },
+    ] {
+        let err = rt.route(&ticket, &routing).await.expect_err("refused");
+        assert!(!err.is_retryable(), "{err}");
+        assert!(!err.to_string().contains("http"), "{err}");
+        eprintln!("{err}");
+    }
+    assert_eq!(live.history(&ticket).await, before);
 }

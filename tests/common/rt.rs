@@ -55,7 +55,8 @@ impl Rt {
         }
     }
 
-    async fn get(&self, path_and_query: &str) -> Value {
+    /// A GET on REST2 (`path_and_query` after `/REST/2.0/`); panics on a non-2xx answer.
+    pub async fn get(&self, path_and_query: &str) -> Value {
         let response = self
             .http
             .get(format!("{}/REST/2.0/{path_and_query}", self.url))
@@ -202,6 +203,43 @@ impl Rt {
             .await
             .expect("RT answers");
         assert!(response.status().is_success(), "{}", response.status());
+    }
+
+    /// Creates the queue `name` when RT has none of that name.
+    pub async fn ensure_queue(&self, name: &str) {
+        let existing = self
+            .get(&format!(
+                "queues?query={}",
+                urlencode(&format!(r#"[{{"field":"Name","value":"{name}"}}]"#))
+            ))
+            .await;
+        if existing["count"].as_u64().unwrap_or(0) > 0 {
+            return;
+        }
+        let response = self
+            .http
+            .post(format!("{}/REST/2.0/queue", self.url))
+            .header("authorization", format!("token {}", self.token))
+            .json(&serde_json::json!({ "Name": name }))
+            .send()
+            .await
+            .expect("RT answers");
+        assert!(response.status().is_success(), "{}", response.status());
+    }
+
+    /// A ticket's fields (Queue, Owner, Priority, Status, ...) as RT's REST2 shows them.
+    pub async fn ticket(&self, ticket: u64) -> Value {
+        self.get(&format!("ticket/{ticket}")).await
+    }
+
+    /// The text of every history entry of a ticket, in order.
+    pub async fn texts(&self, ticket: u64) -> Vec<String> {
+        self.parts(ticket)
+            .await
+            .into_iter()
+            .filter(|(content_type, _, _)| content_type.starts_with("text/"))
+            .map(|(_, _, bytes)| String::from_utf8_lossy(&bytes).into_owned())
+            .collect()
     }
 
     /// Sets a ticket's status (e.g. `resolved`).

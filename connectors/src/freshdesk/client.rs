@@ -39,6 +39,14 @@ pub(crate) struct TicketState {
     /// The description as HTML and as text, when the call returned it (viewing a ticket
     /// does, listing tickets does not).
     pub description: Option<String>,
+    /// The group it is assigned to.
+    pub group_id: Option<u64>,
+    /// The agent it is assigned to.
+    pub responder_id: Option<u64>,
+    /// 1 Low, 2 Medium, 3 High, 4 Urgent.
+    pub priority: Option<u64>,
+    /// Its tags.
+    pub tags: Vec<String>,
 }
 
 /// Where a marker was found in a ticket.
@@ -96,6 +104,17 @@ fn ticket_state(value: &Value) -> Option<TicketState> {
             .iter()
             .any(|flag| flag.and_then(Value::as_bool).unwrap_or(false)),
         description: (!description.is_empty()).then(|| description.join("\n")),
+        group_id: value.get("group_id").and_then(id_of),
+        responder_id: value.get("responder_id").and_then(id_of),
+        priority: value.get("priority").and_then(id_of),
+        tags: value
+            .get("tags")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
     })
 }
 
@@ -616,6 +635,114 @@ impl FreshdeskClient {
         let url = self.url(&["tickets", &ticket.to_string(), "notes"]);
         let request = self.write(Method::POST, url, fields, attachments)?;
         self.send_json(request, what).await.map(drop)
+    }
+
+    /// `GET /groups` (every page): the helpdesk's groups as (id, name).
+    pub(crate) async fn groups(&self) -> Result<Vec<(u64, String)>, ConnectorError> {
+        let what = "freshdesk: routing: listing the groups";
+        let mut groups = Vec::new();
+        for page in 1..=MAX_PAGES {
+            let mut url = self.url(&["groups"]);
+            url.query_pairs_mut()
+                .append_pair("per_page", PER_PAGE)
+                .append_pair("page", &page.to_string());
+            let answer = self.exchange(self.request(Method::GET, url), what).await?;
+            if !answer.status.is_success() {
+                return Err(answer.error(what));
+            }
+            let value = answer.json(what)?;
+            let Some(items) = value.as_array() else {
+                return Err(unexpected(what, "a group list that is not a list"));
+            };
+            groups.extend(items.iter().filter_map(|group| {
+                Some((
+                    group.get("id").and_then(id_of)?,
+                    group.get("name")?.as_str()?.to_owned(),
+                ))
+            }));
+            if !answer.next_page || items.is_empty() {
+                break;
+            }
+        }
+        Ok(groups)
+    }
+
+    /// `GET /agents?email=…`: the id of the agent with exactly this e-mail address.
+    pub(crate) async fn agent_with_email(
+        &self,
+        email: &str,
+    ) -> Result<Option<u64>, ConnectorError> {
+        let what = "freshdesk: routing: looking up the agent";
+        let mut url = self.url(&["agents"]);
+        url.query_pairs_mut().append_pair("email", email);
+        let value = self.send_json(self.request(Method::GET, url), what).await?;
+        let Some(agents) = value.as_array() else {
+            return Err(unexpected(what, "an agent list that is not a list"));
+        };
+        Ok(agents
+            .iter()
+            .filter(|agent| {
+                agent["contact"]
+                    .get("email")
+                    .and_then(Value::as_str)
+                    .is_some_and(|found| found.trim().eq_ignore_ascii_case(email))
+            })
+            .find_map(|agent| agent.get("id").and_then(id_of)))
+    }
+
+    /// `GET /tickets/{id}/conversations` (every page): the newest conversation holding
+    /// `marker`, as its `body` (HTML) and `body_text`.
+    pub(crate) async fn newest_note_with(
+        &self,
+        ticket: u64,
+        marker: &str,
+    ) -> Result<Option<(String, String)>, ConnectorError> {
+        let what = "freshdesk: routing: looking up the last routing note";
+        let mut newest = None;
+        for page in 1..=MAX_PAGES {
+            let mut url = self.url(&["tickets", &ticket.to_string(), "conversations"]);
+            url.query_pairs_mut()
+                .append_pair("per_page", PER_PAGE)
+                .append_pair("page", &page.to_string());
+            let answer = self.exchange(self.request(Method::GET, url), what).await?;
+            if !answer.status.is_success() {
+                return Err(answer.error(what));
+            }
+            let value = answer.json(what)?;
+            let Some(conversations) = value.as_array() else {
+                return Err(unexpected(what, "a conversation list that is not a list"));
+            };
+            for conversation in conversations {
+                let text = |key: &str| {
+                    conversation
+                        .get(key)
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned()
+                };
+                let (body, body_text) = (text("body"), text("body_text"));
+                if body.contains(marker) || body_text.contains(marker) {
+                    newest = Some((body, body_text));
+                }
+            }
+            if !answer.next_page || conversations.is_empty() {
+                break;
+            }
+        }
+        Ok(newest)
+    }
+
+    /// `PUT /tickets/{id}` with the JSON fields.
+    pub(crate) async fn update_ticket(
+        &self,
+        ticket: u64,
+        fields: &Value,
+        what: &str,
+    ) -> Result<(), ConnectorError> {
+        let url = self.url(&["tickets", &ticket.to_string()]);
+        self.send_json(self.request(Method::PUT, url).json(fields), what)
+            .await
+            .map(drop)
     }
 
     /// `PUT /tickets/{id}` `{"status": status}`.

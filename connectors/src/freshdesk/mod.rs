@@ -44,9 +44,13 @@
 //! offers no placeholder for the reply's id, so the reply's id is derived from the ticket and
 //! the text: a repeated delivery is sent once, and so are two identical replies on one ticket.
 //! [`TicketSystem::replies_since`] (polling) is not offered.
+//!
+//! **Routing** ([`TicketSystem::route`]) sets the group, agent, priority and tags and, on a
+//! hand-over, opens the ticket with a private note; see the `routing` module.
 
 mod client;
 mod config;
+mod routing;
 mod webhook;
 
 use std::fmt;
@@ -56,13 +60,14 @@ use serde_json::Value;
 
 use crate::{
     AgentReply, ConnectorError, Contact, Conversation, Delivered, DeliveryContext, InboundMessage,
-    TicketRef, TicketSystem, WebhookRejection, WebhookRequest,
+    TicketRef, TicketRouting, TicketSystem, WebhookRejection, WebhookRequest,
 };
 use client::{Fields, FreshdeskClient, TicketState};
 pub use config::{
     CustomerMessages, FreshdeskConfig, DEFAULT_PRIORITY, DEFAULT_REOPEN_WITHIN_DAYS,
     DEFAULT_SOURCE, DEFAULT_TAGS, DEFAULT_TIMEOUT_SECS, MIN_WEBHOOK_SECRET_LEN,
 };
+pub use routing::{handover_note, ROUTING_MARKER};
 pub use webhook::{html_to_text, AUTOMATION_BODY, SECRET_HEADER, SECRET_PARAMETER};
 
 /// How every marker starts.
@@ -139,6 +144,8 @@ enum Disposition {
 pub struct FreshdeskConnector {
     config: FreshdeskConfig,
     client: FreshdeskClient,
+    /// Routing: group names and agent e-mail addresses resolved so far.
+    names: routing::Names,
 }
 
 impl fmt::Debug for FreshdeskConnector {
@@ -182,7 +189,11 @@ impl FreshdeskConnector {
         })?;
         let timeout = std::time::Duration::from_secs(config.timeout_secs);
         let client = FreshdeskClient::new(&url, &config.api_key, timeout)?;
-        Ok(FreshdeskConnector { config, client })
+        Ok(FreshdeskConnector {
+            config,
+            client,
+            names: routing::Names::default(),
+        })
     }
 
     fn public(&self) -> bool {
@@ -304,6 +315,10 @@ impl FreshdeskConnector {
                 updated_at: None,
                 discarded: false,
                 description: None,
+                group_id: self.config.group_id,
+                responder_id: None,
+                priority: Some(u64::from(self.config.priority)),
+                tags: self.config.tags.clone(),
             };
             self.add_note(&ticket, None, conversation, message).await?;
         }
@@ -418,6 +433,18 @@ impl TicketSystem for FreshdeskConnector {
         self.client
             .add_note(id, &fields, &[], "freshdesk: adding the note")
             .await
+    }
+
+    async fn route(
+        &self,
+        ticket: &TicketRef,
+        routing: &TicketRouting,
+    ) -> Result<(), ConnectorError> {
+        self.apply_routing(ticket, routing).await
+    }
+
+    async fn is_resolved(&self, ticket: &TicketRef) -> Result<bool, ConnectorError> {
+        self.resolved(ticket).await
     }
 
     fn verify_webhook(&self, request: &WebhookRequest<'_>) -> Result<(), WebhookRejection> {

@@ -13,7 +13,7 @@ use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 use super::*;
 use crate::conformance::{self, Subject, Target};
-use crate::{Attachment, Secret, TicketRef};
+use crate::{Attachment, Secret, TicketRef, TicketRouting};
 
 const API_KEY: &str = "fd-api-key-0123456789";
 /// The contact Freshdesk gives the customer.
@@ -1232,4 +1232,319 @@ fn debug_output_shows_no_credential() {
     assert!(!debug.contains(API_KEY), "{debug}");
     assert!(!debug.contains(WEBHOOK_SECRET), "{debug}");
     assert!(debug.contains("**redacted**"), "{debug}");
+}
+
+// ---- Routing -------------------------------------------------------------------------------
+
+const AGENT_EMAIL: &str = "Lena.Agent@acme.com";
+const AGENT_ID: u64 = 80000000042;
+const BILLING_GROUP: u64 = 80000123456;
+
+/// Ticket 1 with the fields routing reads.
+fn routed_ticket(
+    status: u64,
+    group: Option<u64>,
+    responder: Option<u64>,
+    priority: u64,
+    tags: &[&str],
+) -> Value {
+    let mut ticket = ticket_json(1, status, "2026-11-27T09:00:00Z");
+    ticket["group_id"] = json!(group);
+    ticket["responder_id"] = json!(responder);
+    ticket["priority"] = json!(priority);
+    ticket["tags"] = json!(tags);
+    ticket
+}
+
+/// Ticket 1 answers `before` once, then `after`.
+async fn mount_routed(server: &MockServer, before: Value, after: Value) {
+    Mock::given(method("GET"))
+        .and(path("/api/v2/tickets/1"))
+        .respond_with(answer(200).set_body_json(before))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/api/v2/tickets/1"))
+        .respond_with(answer(200).set_body_json(after))
+        .with_priority(2)
+        .mount(server)
+        .await;
+}
+
+/// Groups on two pages (Billing on the second); the agent found by e-mail.
+async fn mount_groups_and_agent(server: &MockServer) {
+    let group = |id: u64, name: &str| {
+        json!({"id": id, "name": name, "description": null, "escalate_to": null,
+               "unassigned_for": "30m", "business_hour_id": null, "group_type": "support_agent_group",
+               "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z"})
+    };
+    Mock::given(method("GET"))
+        .and(path("/api/v2/groups"))
+        .and(query_param("page", "1"))
+        .respond_with(
+            answer(200)
+                .insert_header(
+                    "Link",
+                    "<https://acme.freshdesk.com/api/v2/groups?per_page=100&page=2>; rel=\"next\"",
+                )
+                .set_body_json(json!([group(80000000001, "Support")])),
+        )
+        .mount(server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/api/v2/groups"))
+        .and(query_param("page", "2"))
+        .respond_with(answer(200).set_body_json(json!([group(BILLING_GROUP, "Billing")])))
+        .mount(server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/api/v2/agents"))
+        .and(query_param("email", AGENT_EMAIL))
+        .respond_with(answer(200).set_body_json(json!([{
+            "available": true, "occasional": false, "id": AGENT_ID, "ticket_scope": 1,
+            "type": "support_agent", "created_at": "2026-01-01T00:00:00Z",
+            "updated_at": "2026-01-01T00:00:00Z",
+            "contact": {"active": true, "email": "lena.agent@acme.com", "name": "Lena Agent"}
+        }])))
+        .mount(server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/api/v2/agents"))
+        .respond_with(answer(200).set_body_json(json!([])))
+        .with_priority(10)
+        .mount(server)
+        .await;
+}
+
+fn route_to(department: &str, assignee: &str, priority: &str, tags: &[&str]) -> TicketRouting {
+    let some = |v: &str| (!v.is_empty()).then(|| v.to_owned());
+    TicketRouting {
+        department: some(department),
+        assignee: some(assignee),
+        priority: some(priority),
+        tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+        handover: None,
+    }
+}
+
+#[tokio::test]
+async fn routes_group_agent_priority_and_the_union_of_tags_in_one_put() {
+    let server = freshdesk().await;
+    mount_groups_and_agent(&server).await;
+    mount_routed(
+        &server,
+        routed_ticket(2, None, None, 1, &["whatsapp", "VIP"]),
+        routed_ticket(
+            2,
+            Some(BILLING_GROUP),
+            Some(AGENT_ID),
+            4,
+            &["whatsapp", "VIP", "late delivery"],
+        ),
+    )
+    .await;
+    let connector = connector(&server);
+    let routing = route_to(
+        "BILLING",
+        AGENT_EMAIL,
+        "urgent",
+        &["vip", " late delivery ", "late delivery"],
+    );
+    for _ in 0..2 {
+        connector
+            .route(&TicketRef("1".into()), &routing)
+            .await
+            .expect("routed");
+    }
+    // Freshdesk replaces tags: the ticket's own ones go along. The second route writes nothing.
+    assert_eq!(
+        received_json(&server, "PUT", "/api/v2/tickets/1").await,
+        [json!({
+            "group_id": BILLING_GROUP, "responder_id": AGENT_ID, "priority": 4,
+            "tags": ["whatsapp", "VIP", "late delivery"]
+        })]
+    );
+    assert_eq!(requests(&server, "GET", "/api/v2/groups").await.len(), 2);
+    assert_eq!(requests(&server, "GET", "/api/v2/agents").await.len(), 1);
+    assert!(requests(&server, "POST", "/api/v2/tickets/1/notes")
+        .await
+        .is_empty());
+}
+
+#[tokio::test]
+async fn hands_over_with_a_private_note_before_opening_and_raising_the_priority() {
+    let server = freshdesk().await;
+    mount_routed(
+        &server,
+        routed_ticket(3, None, None, 2, &["whatsapp"]),
+        routed_ticket(2, None, None, 3, &["whatsapp"]),
+    )
+    .await;
+    let routing = TicketRouting {
+        handover: Some("wants a <refund> & more".into()),
+        ..TicketRouting::default()
+    };
+    connector(&server)
+        .route(&TicketRef("1".into()), &routing)
+        .await
+        .expect("routed");
+    assert_eq!(
+        trail(&server).await,
+        [
+            "GET /api/v2/tickets/1",
+            "POST /api/v2/tickets/1/notes",
+            "PUT /api/v2/tickets/1"
+        ]
+    );
+    assert_eq!(
+        received_json(&server, "POST", "/api/v2/tickets/1/notes").await,
+        [json!({
+            "body": "<div>wabridge: the customer asked for a person: wants a &lt;refund&gt; \
+                     &amp; more<br>[wa:routing]</div>",
+            "private": true
+        })]
+    );
+    assert_eq!(
+        received_json(&server, "PUT", "/api/v2/tickets/1").await,
+        [json!({"status": 2, "priority": 3})]
+    );
+}
+
+#[tokio::test]
+async fn notes_a_hand_over_on_an_open_ticket_once_per_reason() {
+    for (reason, expected) in [("wants a refund", 0), ("wants an invoice", 1)] {
+        let server = freshdesk().await;
+        let ticket = routed_ticket(2, None, None, 4, &["whatsapp"]);
+        mount_routed(&server, ticket.clone(), ticket).await;
+        Mock::given(method("GET"))
+            .and(path("/api/v2/tickets/1/conversations"))
+            .respond_with(answer(200).set_body_json(json!([
+                note_json(
+                    60,
+                    1,
+                    "<div>wabridge: the customer asked for a person: wants a refund<br>\
+                     [wa:routing]</div>",
+                    false,
+                    true
+                ),
+                note_json(61, 1, "<div>Hello?</div>", true, false),
+            ])))
+            .with_priority(1)
+            .mount(&server)
+            .await;
+        let routing = TicketRouting {
+            handover: Some(reason.into()),
+            ..TicketRouting::default()
+        };
+        connector(&server)
+            .route(&TicketRef("1".into()), &routing)
+            .await
+            .expect("routed");
+        assert_eq!(
+            requests(&server, "POST", "/api/v2/tickets/1/notes")
+                .await
+                .len(),
+            expected,
+            "{reason}"
+        );
+        // Open and urgent already: no update.
+        assert!(requests(&server, "PUT", "/api/v2/tickets/1")
+            .await
+            .is_empty());
+    }
+}
+
+#[tokio::test]
+async fn refuses_unknown_groups_agents_and_priorities_before_writing() {
+    for (routing, expected) in [
+        (
+            route_to("Sales", "", "", &[]),
+            "Freshdesk has no group named `Sales`",
+        ),
+        (
+            route_to("", "nobody@acme.com", "", &[]),
+            "no agent with the e-mail address `nobody@acme.com`",
+        ),
+        (
+            route_to("", "Lena", "", &[]),
+            "neither an agent's e-mail address nor a numeric agent id",
+        ),
+        (route_to("", "", "medium", &[]), "unknown priority `medium`"),
+    ] {
+        let server = freshdesk().await;
+        mount_groups_and_agent(&server).await;
+        let err = connector(&server)
+            .route(&TicketRef("1".into()), &routing)
+            .await
+            .expect_err("refused");
+        assert!(!err.is_retryable(), "{err}");
+        let text = err.to_string();
+        assert!(text.contains(expected), "{text}");
+        assert!(!text.contains("http"), "{text}");
+        assert!(requests(&server, "PUT", "/api/v2/tickets/1")
+            .await
+            .is_empty());
+    }
+}
+
+#[tokio::test]
+async fn fails_permanently_with_freshdesks_words_on_an_invalid_update() {
+    let server = freshdesk().await;
+    Mock::given(method("PUT"))
+        .and(path("/api/v2/tickets/1"))
+        .respond_with(answer(400).set_body_json(json!({
+            "description": "Validation failed",
+            "errors": [{"field": "responder_id", "message": "There is no agent with id 5",
+                        "code": "invalid_value"}]
+        })))
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    let err = connector(&server)
+        .route(&TicketRef("1".into()), &route_to("", "5", "", &[]))
+        .await
+        .expect_err("refused");
+    assert_eq!(
+        err,
+        ConnectorError::Permanent {
+            reason: "freshdesk: routing: updating the ticket: HTTP 400 Bad Request: Validation \
+                     failed: responder_id: There is no agent with id 5 (invalid_value)"
+                .into()
+        }
+    );
+}
+
+#[tokio::test]
+async fn tells_resolved_closed_deleted_and_missing_tickets_apart() {
+    for (status, discarded, expected) in [
+        (2, false, false),
+        (3, false, false),
+        (6, false, false),
+        (4, true, true),
+        (4, false, true),
+        (5, false, true),
+        (2, true, true),
+        (0, false, true),
+    ] {
+        let server = freshdesk().await;
+        if status == 0 {
+            Mock::given(method("GET"))
+                .and(path("/api/v2/tickets/1"))
+                .respond_with(answer(404))
+                .with_priority(1)
+                .mount(&server)
+                .await;
+        } else {
+            let mut ticket = ticket_json(1, status, "2026-11-27T09:00:00Z");
+            ticket["deleted"] = json!(discarded);
+            mount_ticket(&server, 1, ticket).await;
+        }
+        let resolved = connector(&server)
+            .is_resolved(&TicketRef("1".into()))
+            .await
+            .expect("read");
+        assert_eq!(resolved, expected, "{status} {discarded}");
+    }
 }

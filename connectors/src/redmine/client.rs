@@ -44,6 +44,12 @@ pub(crate) struct Issue {
     pub journals: Vec<Journal>,
     /// Its custom fields (in listings only when the tracker has some).
     pub custom_fields: Vec<CustomValue>,
+    /// Who it is assigned to (a user or group), if anyone.
+    pub assigned_to: Option<Named>,
+    /// Its priority.
+    pub priority: Option<Named>,
+    /// Its category, if any.
+    pub category: Option<Named>,
 }
 
 /// An issue's status.
@@ -119,6 +125,23 @@ pub(crate) struct IssuePage {
     pub issues: Vec<Issue>,
     /// How many match in all.
     pub total_count: usize,
+}
+
+/// One entry of a list of named things (issue priorities, categories).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub(crate) struct Enumeration {
+    /// Its id.
+    pub id: u64,
+    /// Its name.
+    pub name: String,
+    /// Whether it may be chosen (priorities; categories are always active).
+    #[serde(default = "active")]
+    pub active: bool,
+}
+
+fn active() -> bool {
+    true
 }
 
 /// What Redmine did with an uploaded file.
@@ -457,6 +480,82 @@ impl RedmineClient {
             .ok_or_else(|| ConnectorError::Permanent {
                 reason: format!("{what}: Redmine has no open status to reopen an issue with"),
             })
+    }
+
+    /// `GET /enumerations/issue_priorities.json`: the issue priorities, lowest first.
+    pub(crate) async fn priorities(&self) -> Result<Vec<Enumeration>, ConnectorError> {
+        #[derive(Deserialize)]
+        struct Answer {
+            issue_priorities: Vec<Enumeration>,
+        }
+        let what = "redmine: routing: reading the issue priorities";
+        let answer: Answer = self
+            .send_as(
+                self.request(Method::GET, &["enumerations", "issue_priorities.json"]),
+                what,
+            )
+            .await?;
+        Ok(answer.issue_priorities)
+    }
+
+    /// `GET /projects/{project}/issue_categories.json`: the project's issue categories.
+    pub(crate) async fn categories(
+        &self,
+        project: &str,
+    ) -> Result<Vec<Enumeration>, ConnectorError> {
+        #[derive(Deserialize)]
+        struct Answer {
+            issue_categories: Vec<Enumeration>,
+        }
+        let what = "redmine: routing: reading the issue categories";
+        let answer: Answer = self
+            .send_as(
+                self.request(Method::GET, &["projects", project, "issue_categories.json"]),
+                what,
+            )
+            .await?;
+        Ok(answer.issue_categories)
+    }
+
+    /// `GET /users.json?name=<login>` (administrators only): the id of the active user whose
+    /// login (or e-mail address) is exactly `login`.
+    pub(crate) async fn user_with_login(&self, login: &str) -> Result<Option<u64>, ConnectorError> {
+        #[derive(Deserialize)]
+        struct Answer {
+            users: Vec<User>,
+        }
+        #[derive(Deserialize)]
+        struct User {
+            id: u64,
+            #[serde(default)]
+            login: String,
+            #[serde(default)]
+            mail: String,
+        }
+        let what = "redmine: routing: looking up the assignee";
+        let request = self
+            .request(Method::GET, &["users.json"])
+            .query(&[("name", login)]);
+        let (status, retry_after, body) = self.exchange(request, what).await?;
+        if status == StatusCode::FORBIDDEN {
+            return Err(ConnectorError::Permanent {
+                reason: format!(
+                    "{what}: only an administrator's API key may look up a user by login                      (HTTP 403): give the assignee's numeric user id instead of `{login}`"
+                ),
+            });
+        }
+        if !status.is_success() {
+            return Err(classify(status, retry_after.as_ref(), what, &body));
+        }
+        let answer: Answer = serde_json::from_str(&body).map_err(|_| unexpected(what, &body))?;
+        Ok(answer
+            .users
+            .iter()
+            .find(|user| {
+                user.login.eq_ignore_ascii_case(login) || user.mail.eq_ignore_ascii_case(login)
+            })
+            .map(|user| user.id)
+            .filter(|id| *id != 0))
     }
 
     /// `POST /issues.json` with the JSON body; returns the new issue's id.

@@ -28,9 +28,13 @@
 //! `<watermark>|<journal ids>`: Redmine's newest `updated_on` seen, and the replies already
 //! returned from the overlap window, so each reply is returned once even when it was written
 //! while the previous poll was running.
+//!
+//! **Routing** ([`TicketSystem::route`]) sets the issue's category, assignee and priority, notes
+//! tags, and on a hand-over reopens the issue with a private note; see the `routing` module.
 
 mod client;
 mod config;
+mod routing;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -42,12 +46,13 @@ use tokio::sync::OnceCell;
 
 use crate::{
     AgentReply, Attachment, ConnectorError, Contact, Conversation, Delivered, DeliveryContext,
-    InboundMessage, TicketRef, TicketSystem,
+    InboundMessage, TicketRef, TicketRouting, TicketSystem,
 };
-use client::{timestamp, Issue, Journal, RedmineClient, Upload, PAGE};
+use client::{timestamp, Enumeration, Issue, Journal, RedmineClient, Upload, PAGE};
 pub use config::{
     RedmineConfig, DEFAULT_PRIVATE_MESSAGES, DEFAULT_REOPEN_WITHIN_DAYS, DEFAULT_TIMEOUT_SECS,
 };
+pub use routing::{routing_note, ROUTING_MARKER};
 
 /// The longest subject Redmine stores.
 const MAX_SUBJECT_CHARS: usize = 255;
@@ -237,6 +242,10 @@ pub struct RedmineConnector {
     own_user: OnceCell<u64>,
     /// The status reopened issues get, when not configured: read once.
     reopen_status: OnceCell<u64>,
+    /// Routing: the active issue priorities, lowest first, read once.
+    priorities: OnceCell<Vec<Enumeration>>,
+    /// Routing: category names and logins resolved so far.
+    names: routing::Names,
 }
 
 impl fmt::Debug for RedmineConnector {
@@ -273,6 +282,8 @@ impl RedmineConnector {
             client,
             own_user: OnceCell::new(),
             reopen_status: OnceCell::new(),
+            priorities: OnceCell::new(),
+            names: routing::Names::default(),
         })
     }
 
@@ -684,6 +695,18 @@ impl TicketSystem for RedmineConnector {
         self.client
             .update_issue(id, &body, "redmine: adding an internal note")
             .await
+    }
+
+    async fn route(
+        &self,
+        ticket: &TicketRef,
+        routing: &TicketRouting,
+    ) -> Result<(), ConnectorError> {
+        self.apply_routing(ticket, routing).await
+    }
+
+    async fn is_resolved(&self, ticket: &TicketRef) -> Result<bool, ConnectorError> {
+        self.resolved(ticket).await
     }
 }
 

@@ -7,7 +7,7 @@ use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 use super::*;
 use crate::conformance::{self, Subject, Target};
-use crate::{Secret, TicketRef};
+use crate::{Secret, TicketRef, TicketRouting};
 
 const KEY: &str = "0123456789abcdef0123456789abcdef01234567";
 const PROJECT: &str = "wa-support";
@@ -1259,4 +1259,353 @@ fn debug_output_shows_no_key() {
     let debug = format!("{connector:?}");
     assert!(!debug.contains(KEY), "{debug}");
     assert!(debug.contains("**redacted**"), "{debug}");
+}
+
+// ---- Routing -------------------------------------------------------------------------------
+
+/// Issue 1 with the fields routing reads (priority by id, closed or open) and journals.
+fn routed_issue(
+    closed: bool,
+    priority: u64,
+    assignee: Option<u64>,
+    category: Option<u64>,
+    journals: Vec<Value>,
+) -> Value {
+    let mut issue = issue_json(1, SUBJECT, closed, closed.then_some("2026-11-20T10:00:00Z"));
+    let names = ["", "Low", "Normal", "High", "Urgent", "Immediate"];
+    issue["priority"] =
+        json!({"id": priority, "name": names.get(priority as usize).copied().unwrap_or("?")});
+    if let Some(user) = assignee {
+        issue["assigned_to"] = json!({"id": user, "name": "Alex Agent"});
+    }
+    if let Some(category) = category {
+        issue["category"] = json!({"id": category, "name": "Billing"});
+    }
+    json!({ "issue": with_journals(issue, journals) })
+}
+
+/// Issue 1 answers `before` once, then `after`.
+async fn mount_routed(server: &MockServer, before: Value, after: Value) {
+    Mock::given(method("GET"))
+        .and(path("/issues/1.json"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(before))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/issues/1.json"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(after))
+        .with_priority(2)
+        .mount(server)
+        .await;
+}
+
+/// Redmine 5.0.4's default priorities, its `users.json` (admin key), the project's categories.
+async fn mount_routing_lists(server: &MockServer) {
+    Mock::given(method("GET"))
+        .and(path("/enumerations/issue_priorities.json"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"issue_priorities": [
+                {"id": 1, "name": "Low", "is_default": false, "active": true},
+                {"id": 2, "name": "Normal", "is_default": true, "active": true},
+                {"id": 3, "name": "High", "is_default": false, "active": true},
+                {"id": 4, "name": "Urgent", "is_default": false, "active": true},
+                {"id": 5, "name": "Immediate", "is_default": false, "active": true}
+            ]})),
+        )
+        .mount(server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/users.json"))
+        .and(query_param("name", "agent"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"users": [
+            {"id": 9, "login": "agent2", "admin": false, "firstname": "Other", "lastname": "Agent",
+             "mail": "agent2@example.invalid"},
+            {"id": AGENT, "login": "agent", "admin": false, "firstname": "Alex",
+             "lastname": "Agent", "mail": "agent@example.invalid"}
+        ], "total_count": 2, "offset": 0, "limit": 25})))
+        .mount(server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/users.json"))
+        .and(query_param("name", "ghost"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "users": [], "total_count": 0, "offset": 0, "limit": 25
+        })))
+        .mount(server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/projects/{PROJECT}/issue_categories.json")))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"issue_categories": [
+            {"id": 11, "project": {"id": 1, "name": "WhatsApp Support"}, "name": "Shipping"},
+            {"id": 12, "project": {"id": 1, "name": "WhatsApp Support"}, "name": "Billing",
+             "assigned_to": {"id": AGENT, "name": "Alex Agent"}}
+        ], "total_count": 2})),
+        )
+        .mount(server)
+        .await;
+}
+
+fn route_to(department: &str, assignee: &str, priority: &str) -> TicketRouting {
+    let some = |v: &str| (!v.is_empty()).then(|| v.to_owned());
+    TicketRouting {
+        department: some(department),
+        assignee: some(assignee),
+        priority: some(priority),
+        tags: Vec::new(),
+        handover: None,
+    }
+}
+
+#[tokio::test]
+async fn routes_category_assignee_and_priority_in_one_put_and_checks_them() {
+    let server = redmine().await;
+    mount_routing_lists(&server).await;
+    mount_routed(
+        &server,
+        routed_issue(false, 2, None, None, vec![]),
+        routed_issue(false, 4, Some(AGENT), Some(12), vec![]),
+    )
+    .await;
+    let connector = connector(&server);
+    for _ in 0..2 {
+        connector
+            .route(
+                &TicketRef("1".into()),
+                &route_to("billing", "agent", "urgent"),
+            )
+            .await
+            .expect("routed");
+    }
+    // The second route finds everything in place and writes nothing.
+    assert_eq!(
+        received(&server, "PUT", "/issues/1.json").await,
+        [json!({"issue": {"category_id": 12, "assigned_to_id": AGENT, "priority_id": 4}})]
+    );
+    let reads = |route: &'static str| {
+        let server = &server;
+        async move {
+            requests(server)
+                .await
+                .iter()
+                .filter(|r| r.method.as_str() == "GET" && r.url.path() == route)
+                .count()
+        }
+    };
+    assert_eq!(reads("/enumerations/issue_priorities.json").await, 1);
+    assert_eq!(reads("/users.json").await, 1);
+    assert_eq!(reads("/projects/wa-support/issue_categories.json").await, 1);
+    // Read before each route, and once after the write to check it took.
+    assert_eq!(reads("/issues/1.json").await, 3);
+}
+
+#[tokio::test]
+async fn hands_over_by_reopening_raising_the_priority_and_noting_reason_and_tags() {
+    let server = redmine().await;
+    mount_routing_lists(&server).await;
+    mount_routed(
+        &server,
+        routed_issue(true, 1, None, None, vec![]),
+        routed_issue(false, 3, None, None, vec![]),
+    )
+    .await;
+    let routing = TicketRouting {
+        tags: vec!["refund".into(), " vip ".into(), "refund".into()],
+        handover: Some("wants a refund".into()),
+        ..TicketRouting::default()
+    };
+    connector(&server)
+        .route(&TicketRef("1".into()), &routing)
+        .await
+        .expect("routed");
+    assert_eq!(
+        received(&server, "PUT", "/issues/1.json").await,
+        [json!({"issue": {
+            "priority_id": 3, "status_id": 1,
+            "notes": "wabridge: the customer asked for a person: wants a refund\n\
+                      wabridge: tags: refund, vip\n[wa:routing]",
+            "private_notes": true
+        }})]
+    );
+}
+
+#[tokio::test]
+async fn notes_a_hand_over_on_an_open_issue_once_per_reason() {
+    let said = "wabridge: the customer asked for a person: wants a refund\n[wa:routing]";
+    for (reason, expected) in [("wants a refund", false), ("wants an invoice", true)] {
+        let server = redmine().await;
+        mount_routing_lists(&server).await;
+        let journals = vec![
+            journal(40, OWN_USER, said, true, "2026-11-27T09:00:00Z"),
+            journal(
+                41,
+                OWN_USER,
+                "Aisha wrote ... [wa:wamid.X]",
+                false,
+                "2026-11-27T09:01:00Z",
+            ),
+        ];
+        let issue = routed_issue(false, 5, None, None, journals);
+        mount_routed(&server, issue.clone(), issue).await;
+        let routing = TicketRouting {
+            handover: Some(reason.into()),
+            ..TicketRouting::default()
+        };
+        connector(&server)
+            .route(&TicketRef("1".into()), &routing)
+            .await
+            .expect("routed");
+        let puts = received(&server, "PUT", "/issues/1.json").await;
+        if expected {
+            // Immediate stays (above High); open stays open: only the note, nothing to check.
+            assert_eq!(
+                puts,
+                [json!({"issue": {
+                    "notes": "wabridge: the customer asked for a person: wants an invoice\n\
+                              [wa:routing]",
+                    "private_notes": true
+                }})]
+            );
+        } else {
+            assert!(puts.is_empty(), "{puts:?}");
+        }
+        assert_eq!(
+            requests(&server)
+                .await
+                .iter()
+                .filter(|r| r.url.path() == "/issues/1.json" && r.method.as_str() == "GET")
+                .count(),
+            1
+        );
+    }
+}
+
+#[tokio::test]
+async fn fails_permanently_when_redmine_ignores_a_field() {
+    let server = redmine().await;
+    mount_routing_lists(&server).await;
+    // Redmine answers 204 but keeps the priority (the user may not change it).
+    let unchanged = routed_issue(false, 2, None, None, vec![]);
+    mount_routed(&server, unchanged.clone(), unchanged).await;
+    let err = connector(&server)
+        .route(&TicketRef("1".into()), &route_to("", "", "high"))
+        .await
+        .expect_err("ignored");
+    assert!(!err.is_retryable());
+    assert!(
+        err.to_string()
+            .contains("Redmine did not apply the priority to issue 1"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn refuses_unknown_categories_users_and_priorities_before_writing() {
+    for (routing, expected) in [
+        (
+            route_to("Sales", "", ""),
+            "project `wa-support` has no issue category `Sales`",
+        ),
+        (
+            route_to("", "ghost", ""),
+            "Redmine has no active user with the login `ghost`",
+        ),
+        (route_to("", "", "asap"), "unknown priority `asap`"),
+    ] {
+        let server = redmine().await;
+        mount_routing_lists(&server).await;
+        let err = connector(&server)
+            .route(&TicketRef("1".into()), &routing)
+            .await
+            .expect_err("refused");
+        assert!(!err.is_retryable(), "{err}");
+        let text = err.to_string();
+        assert!(text.contains(expected), "{text}");
+        assert!(!text.contains("http"), "{text}");
+        assert!(writes(&server).await.is_empty());
+    }
+}
+
+#[tokio::test]
+async fn explains_that_logins_need_an_admin_key_and_renamed_priorities() {
+    let server = redmine().await;
+    Mock::given(method("GET"))
+        .and(path("/users.json"))
+        .respond_with(ResponseTemplate::new(403))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/enumerations/issue_priorities.json"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"issue_priorities": [
+                {"id": 1, "name": "Niedrig", "is_default": false, "active": true},
+                {"id": 2, "name": "Normal", "is_default": true, "active": true},
+                {"id": 3, "name": "Hoch", "is_default": false, "active": true}
+            ]})),
+        )
+        .mount(&server)
+        .await;
+    let connector = connector(&server);
+    let err = connector
+        .route(&TicketRef("1".into()), &route_to("", "alex", ""))
+        .await
+        .expect_err("not an admin");
+    assert!(
+        err.to_string()
+            .contains("give the assignee's numeric user id"),
+        "{err}"
+    );
+    let err = connector
+        .route(&TicketRef("1".into()), &route_to("", "", "high"))
+        .await
+        .expect_err("no High");
+    assert!(
+        err.to_string()
+            .contains("Redmine has no active issue priority named `High`"),
+        "{err}"
+    );
+    assert!(writes(&server).await.is_empty());
+}
+
+#[tokio::test]
+async fn tells_closed_open_and_missing_issues_apart() {
+    for (closed, missing, expected) in [
+        (false, false, false),
+        (true, false, true),
+        (false, true, true),
+    ] {
+        let server = redmine().await;
+        if missing {
+            Mock::given(method("GET"))
+                .and(path("/issues/1.json"))
+                .respond_with(ResponseTemplate::new(404))
+                .with_priority(1)
+                .mount(&server)
+                .await;
+        } else {
+            let issue = routed_issue(closed, 2, None, None, vec![]);
+            mount_routed(&server, issue.clone(), issue).await;
+        }
+        let resolved = connector(&server)
+            .is_resolved(&TicketRef("1".into()))
+            .await
+            .expect("read");
+        assert_eq!(resolved, expected, "closed {closed}, missing {missing}");
+    }
+    let server = redmine().await;
+    assert!(connector(&server)
+        .is_resolved(&TicketRef("RT-1".into()))
+        .await
+        .is_err());
+}
+
+#[test]
+fn writes_the_routing_note() {
+    assert_eq!(routing_note(None, &[]), None);
+    assert_eq!(
+        routing_note(Some(""), &["vip".into()]).as_deref(),
+        Some("wabridge: the customer asked for a person.\nwabridge: tags: vip\n[wa:routing]")
+    );
 }

@@ -37,6 +37,42 @@ pub(crate) struct TicketState {
     pub resolved: Option<DateTime<Utc>>,
     /// When it last changed.
     pub last_updated: Option<DateTime<Utc>>,
+    /// The queue's id (REST2 names the queue by id, not by name).
+    pub queue: Option<String>,
+    /// The owner's user name (`Nobody` when nobody owns it).
+    pub owner: Option<String>,
+    /// The priority, a number.
+    pub priority: Option<i64>,
+    /// The ticket custom fields the user may see, with their values.
+    pub custom_fields: Vec<CustomFieldValues>,
+}
+
+/// One ticket custom field and its values, as `GET /ticket/{id}` lists them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CustomFieldValues {
+    /// The field's id.
+    pub id: String,
+    /// The field's name.
+    pub name: String,
+    /// Its values on the ticket.
+    pub values: Vec<String>,
+}
+
+impl CustomFieldValues {
+    /// Whether `field` (a name, case-insensitive, or an id) names this field.
+    pub(crate) fn is(&self, field: &str) -> bool {
+        let field = field.trim();
+        self.id == field || self.name.eq_ignore_ascii_case(field)
+    }
+}
+
+/// The newest text part holding some marker: its content and when it was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FoundText {
+    /// The text.
+    pub content: String,
+    /// When it was written.
+    pub created: Option<DateTime<Utc>>,
 }
 
 /// A thin REST2 client: one method per call.
@@ -66,6 +102,38 @@ fn id_of(value: &Value) -> Option<String> {
         Value::Number(n) => n.as_u64().map(|n| n.to_string()),
         _ => None,
     }
+}
+
+/// An RT number, which REST2 sends as a string (`"50"`) or a number.
+fn number_of(value: Option<&Value>) -> Option<i64> {
+    match value? {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// The ticket custom fields of a ticket's JSON.
+fn custom_fields_of(value: Option<&Value>) -> Vec<CustomFieldValues> {
+    value
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|field| {
+            Some(CustomFieldValues {
+                id: field.get("id").and_then(id_of)?,
+                name: field.get("name").and_then(Value::as_str)?.to_owned(),
+                values: field
+                    .get("values")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect(),
+            })
+        })
+        .collect()
 }
 
 /// RT's timestamps; `1970-01-01T00:00:00Z` means "not set".
@@ -233,6 +301,132 @@ impl RtClient {
             status: status.to_owned(),
             resolved: rt_time(value.get("Resolved")),
             last_updated: rt_time(value.get("LastUpdated")),
+            queue: value.get("Queue").and_then(|q| q.get("id")).and_then(id_of),
+            owner: value
+                .get("Owner")
+                .and_then(|o| o.get("id"))
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            priority: number_of(value.get("Priority")),
+            custom_fields: custom_fields_of(value.get("CustomFields")),
+        }))
+    }
+
+    /// `GET /{kind}/{name}` (a queue or a user, by name or id): the record, or `None` when RT
+    /// answers 404 (no such record, or the user may not see it).
+    async fn record(
+        &self,
+        kind: &str,
+        name: &str,
+        what: &str,
+    ) -> Result<Option<Value>, ConnectorError> {
+        let (status, retry_after, body) = self
+            .exchange(self.request(Method::GET, &[kind, name]), what)
+            .await?;
+        if status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !status.is_success() {
+            return Err(ConnectorError::from_status(
+                status,
+                retry_after.as_ref(),
+                what,
+                &body,
+            ));
+        }
+        serde_json::from_str(&body)
+            .map(Some)
+            .map_err(|_| unexpected(what, &body))
+    }
+
+    /// `GET /queue/{name}`: the queue's id; `None` when there is no such queue or the user may
+    /// not see it (SeeQueue).
+    pub(crate) async fn queue_id(&self, name: &str) -> Result<Option<String>, ConnectorError> {
+        let what = "rt: routing: reading the queue";
+        match self.record("queue", name, what).await? {
+            None => Ok(None),
+            Some(value) => value
+                .get("id")
+                .and_then(id_of)
+                .map(Some)
+                .ok_or_else(|| unexpected(what, "a queue without id")),
+        }
+    }
+
+    /// `GET /user/{name}` (a user name or id): the user's name; `None` when there is no such
+    /// user or the connector's user may not see it.
+    pub(crate) async fn user_name(&self, name: &str) -> Result<Option<String>, ConnectorError> {
+        let what = "rt: routing: reading the user";
+        match self.record("user", name, what).await? {
+            None => Ok(None),
+            Some(value) => value
+                .get("Name")
+                .and_then(Value::as_str)
+                .filter(|name| !name.is_empty())
+                .map(|name| Some(name.to_owned()))
+                .ok_or_else(|| unexpected(what, "a user without a name")),
+        }
+    }
+
+    /// `PUT /ticket/{id}` with the fields: RT's messages. RT answers 200 also when it refused a
+    /// change (an unknown queue or user, no right), with a message saying so; the caller reads
+    /// the ticket again to know what took.
+    pub(crate) async fn update_ticket(
+        &self,
+        ticket: &str,
+        fields: &Value,
+    ) -> Result<Vec<String>, ConnectorError> {
+        let what = "rt: routing: updating the ticket";
+        let value = self
+            .send_json(
+                self.request(Method::PUT, &["ticket", ticket]).json(fields),
+                what,
+            )
+            .await?;
+        Ok(value
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect())
+    }
+
+    /// `POST /ticket/{id}/attachments` with a JSON filter `Content LIKE <marker>`: the newest
+    /// text part of the ticket holding `marker` (RT 5 returns a text part's content as text).
+    pub(crate) async fn newest_text_with(
+        &self,
+        ticket: &str,
+        marker: &str,
+    ) -> Result<Option<FoundText>, ConnectorError> {
+        let what = "rt: routing: looking up the last routing comment";
+        let filter = json!([
+            { "field": "ContentType", "operator": "=", "value": "text/plain" },
+            { "field": "Content", "operator": "LIKE", "value": marker, "case_sensitive": 1 },
+        ]);
+        let value = self
+            .send_json(
+                self.request(Method::POST, &["ticket", ticket, "attachments"])
+                    .query(&[
+                        ("fields", "Content,Created"),
+                        ("orderby", "id"),
+                        ("order", "DESC"),
+                        ("per_page", "1"),
+                    ])
+                    .json(&filter),
+                what,
+            )
+            .await?;
+        let Some(items) = value.get("items").and_then(Value::as_array) else {
+            return Err(unexpected(what, "a search answer without items"));
+        };
+        Ok(items.first().map(|item| FoundText {
+            content: item
+                .get("Content")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            created: rt_time(item.get("Created")),
         }))
     }
 
@@ -531,6 +725,21 @@ mod tests {
         assert_eq!(id_of(&json!("root")), None);
         assert_eq!(rt_time(Some(&json!("1970-01-01T00:00:00Z"))), None);
         assert!(rt_time(Some(&json!("2026-11-27T03:34:29Z"))).is_some());
+    }
+
+    #[test]
+    fn reads_rt_numbers_and_custom_fields() {
+        assert_eq!(number_of(Some(&json!("50"))), Some(50));
+        assert_eq!(number_of(Some(&json!(75))), Some(75));
+        assert_eq!(number_of(Some(&json!("High"))), None);
+        let fields = custom_fields_of(Some(&json!([
+            {"type": "customfield", "id": "3", "name": "Tags", "values": ["vip", "billing"]},
+            {"type": "customfield", "id": 4, "name": "Empty", "values": []},
+        ])));
+        assert_eq!(fields.len(), 2);
+        assert!(fields[0].is("tags") && fields[0].is("3") && !fields[0].is("4"));
+        assert_eq!(fields[0].values, ["vip", "billing"]);
+        assert!(fields[1].is("4"));
     }
 
     #[test]

@@ -26,6 +26,63 @@ fn default_update_requestor() -> bool {
     DEFAULT_UPDATE_REQUESTOR
 }
 
+/// Default of [`RtPriorities::low`]: RT 5's default label "Low".
+pub const DEFAULT_PRIORITY_LOW: i64 = 0;
+/// Default of [`RtPriorities::normal`]: RT 5's default label "Medium".
+pub const DEFAULT_PRIORITY_NORMAL: i64 = 50;
+/// Default of [`RtPriorities::high`]: RT 5's default label "High".
+pub const DEFAULT_PRIORITY_HIGH: i64 = 100;
+/// Default of [`RtPriorities::urgent`]: RT 5's default scale ends at "High" (100).
+pub const DEFAULT_PRIORITY_URGENT: i64 = 100;
+
+fn default_priority_low() -> i64 {
+    DEFAULT_PRIORITY_LOW
+}
+fn default_priority_normal() -> i64 {
+    DEFAULT_PRIORITY_NORMAL
+}
+fn default_priority_high() -> i64 {
+    DEFAULT_PRIORITY_HIGH
+}
+fn default_priority_urgent() -> i64 {
+    DEFAULT_PRIORITY_URGENT
+}
+
+/// The RT priority (a number) each routing priority is written as: `[connectors.<name>.priorities]`.
+///
+/// RT stores priorities as numbers and shows them through `%PriorityAsString`, whose RT 5 default
+/// is `Low => 0, Medium => 50, High => 100`; a number between two labels shows as the lower one
+/// (75 shows as "Medium"). The defaults match that scale, so `urgent` equals `high` unless the
+/// site configured a label above 100. Give numbers, never labels: REST2 silently stores an
+/// unknown label as 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RtPriorities {
+    /// The number for `low` (default 0).
+    #[serde(default = "default_priority_low")]
+    pub low: i64,
+    /// The number for `normal` (default 50).
+    #[serde(default = "default_priority_normal")]
+    pub normal: i64,
+    /// The number for `high` (default 100); a hand-over raises the priority to at least this.
+    #[serde(default = "default_priority_high")]
+    pub high: i64,
+    /// The number for `urgent` (default 100).
+    #[serde(default = "default_priority_urgent")]
+    pub urgent: i64,
+}
+
+impl Default for RtPriorities {
+    fn default() -> Self {
+        RtPriorities {
+            low: DEFAULT_PRIORITY_LOW,
+            normal: DEFAULT_PRIORITY_NORMAL,
+            high: DEFAULT_PRIORITY_HIGH,
+            urgent: DEFAULT_PRIORITY_URGENT,
+        }
+    }
+}
+
 /// Request Tracker 5 over REST2 (`<url>/REST/2.0/…`).
 ///
 /// ```toml
@@ -73,6 +130,16 @@ pub struct RtConfig {
     /// MobilePhone to the E.164 number (one extra call per new ticket; failures only warn).
     #[serde(default = "default_update_requestor")]
     pub update_requestor: bool,
+    /// Routing: the RT number each priority (`low`, `normal`, `high`, `urgent`) is written as.
+    #[serde(default)]
+    pub priorities: RtPriorities,
+    /// Routing: the name (or id) of a ticket custom field that receives the routing's tags. It
+    /// must accept several free-text values ("Enter multiple values"), be applied to every queue
+    /// routing may move tickets to, and the connector's user needs ModifyCustomField and
+    /// SeeCustomField. RT has no tags of its own: without this key the tags are written into the
+    /// routing's internal comment instead.
+    #[serde(default)]
+    pub tags_custom_field: Option<String>,
 }
 
 impl RtConfig {
@@ -88,6 +155,8 @@ impl RtConfig {
             reopen_within_days: default_reopen_within_days(),
             timeout_secs: default_timeout_secs(),
             update_requestor: default_update_requestor(),
+            priorities: RtPriorities::default(),
+            tags_custom_field: None,
         }
     }
 
@@ -188,6 +257,29 @@ impl RtConfig {
             ));
         }
 
+        let p = &self.priorities;
+        if !(p.low <= p.normal && p.normal <= p.high && p.high <= p.urgent) {
+            problems.push(ConfigProblem::new(
+                "priorities",
+                format!(
+                    "must rise from low to urgent (low <= normal <= high <= urgent); got {}, {}, \
+                     {}, {}",
+                    p.low, p.normal, p.high, p.urgent
+                ),
+            ));
+        }
+
+        if self
+            .tags_custom_field
+            .as_deref()
+            .is_some_and(|field| field.trim().is_empty())
+        {
+            problems.push(ConfigProblem::new(
+                "tags_custom_field",
+                "must name a ticket custom field (or be left out)",
+            ));
+        }
+
         problems
     }
 }
@@ -219,6 +311,41 @@ mod tests {
         config.username = Some("root".into());
         config.password = Some(Secret::new("password"));
         assert!(config.validate().is_empty(), "{:?}", config.validate());
+    }
+
+    #[test]
+    fn reads_routing_keys_with_per_field_defaults() {
+        let config: RtConfig = serde_json::from_value(serde_json::json!({
+            "url": "https://rt.example.com", "token": "t", "queue": "General",
+            "priorities": {"high": 80}, "tags_custom_field": "Tags"
+        }))
+        .expect("parses");
+        assert!(config.validate().is_empty(), "{:?}", config.validate());
+        assert_eq!(
+            config.priorities,
+            RtPriorities {
+                low: 0,
+                normal: 50,
+                high: 80,
+                urgent: 100
+            }
+        );
+        assert_eq!(config.tags_custom_field.as_deref(), Some("Tags"));
+        assert_eq!(RtConfig::new("u", "q").priorities, RtPriorities::default());
+    }
+
+    #[test]
+    fn rejects_unordered_priorities_and_an_empty_tags_field() {
+        let mut config = RtConfig::new("https://rt.example.com", "General");
+        config.token = Some(Secret::new("t"));
+        config.priorities.high = 10;
+        config.tags_custom_field = Some(" ".into());
+        assert_eq!(fields(&config), ["priorities", "tags_custom_field"]);
+        let parsed = serde_json::from_value::<RtConfig>(serde_json::json!({
+            "url": "https://rt.example.com", "token": "t", "queue": "General",
+            "priorities": {"hihg": 80}
+        }));
+        assert!(parsed.is_err());
     }
 
     #[test]

@@ -14,9 +14,14 @@
 //! whether the marker is already in the ticket (one `Content LIKE` search over the ticket's text
 //! parts, done by RT's database) and writes nothing if it is. Without it no lookup is made: each
 //! RT call costs ~0.3 s.
+//!
+//! **Routing** ([`TicketSystem::route`]) moves the ticket to a queue, sets its owner and
+//! priority, adds tags to a custom field, and on a hand-over opens it with an internal comment;
+//! see the `routing` module for the calls and their idempotency.
 
 mod client;
 mod config;
+mod routing;
 
 use std::fmt;
 
@@ -26,13 +31,15 @@ use serde_json::{json, Value};
 
 use crate::{
     AgentReply, Attachment, ConnectorError, Contact, Conversation, Delivered, DeliveryContext,
-    InboundMessage, TicketRef, TicketSystem,
+    InboundMessage, TicketRef, TicketRouting, TicketSystem,
 };
 use client::{Credentials, RtClient, TicketState};
 pub use config::{
-    RtConfig, DEFAULT_REOPEN_WITHIN_DAYS, DEFAULT_REQUESTOR_DOMAIN, DEFAULT_TIMEOUT_SECS,
-    DEFAULT_UPDATE_REQUESTOR,
+    RtConfig, RtPriorities, DEFAULT_PRIORITY_HIGH, DEFAULT_PRIORITY_LOW, DEFAULT_PRIORITY_NORMAL,
+    DEFAULT_PRIORITY_URGENT, DEFAULT_REOPEN_WITHIN_DAYS, DEFAULT_REQUESTOR_DOMAIN,
+    DEFAULT_TIMEOUT_SECS, DEFAULT_UPDATE_REQUESTOR,
 };
+pub use routing::{routing_comment, ROUTING_MARKER};
 
 /// The marker that ends every history entry the connector writes: `[wa:<message id>]`.
 pub fn marker(message_id: &str) -> String {
@@ -115,6 +122,10 @@ enum Disposition {
 pub struct RtConnector {
     config: RtConfig,
     client: RtClient,
+    /// Routing: queue names (as the routing gave them) → queue ids.
+    queues: routing::Cache,
+    /// Routing: user names or ids (as the routing gave them) → user names.
+    users: routing::Cache,
 }
 
 impl fmt::Debug for RtConnector {
@@ -147,7 +158,12 @@ impl RtConnector {
         };
         let timeout = std::time::Duration::from_secs(config.timeout_secs);
         let client = RtClient::new(&config.url, credentials, timeout)?;
-        Ok(RtConnector { config, client })
+        Ok(RtConnector {
+            config,
+            client,
+            queues: routing::Cache::default(),
+            users: routing::Cache::default(),
+        })
     }
 
     fn disposition(&self, ticket: &TicketState) -> Disposition {
@@ -363,6 +379,18 @@ impl TicketSystem for RtConnector {
     async fn note(&self, ticket: &TicketRef, text: &str) -> Result<(), ConnectorError> {
         let body = json!({ "Content": text, "ContentType": "text/plain" });
         self.client.comment(&ticket.0, &body).await
+    }
+
+    async fn route(
+        &self,
+        ticket: &TicketRef,
+        routing: &TicketRouting,
+    ) -> Result<(), ConnectorError> {
+        self.apply_routing(ticket, routing).await
+    }
+
+    async fn is_resolved(&self, ticket: &TicketRef) -> Result<bool, ConnectorError> {
+        self.resolved(ticket).await
     }
 }
 

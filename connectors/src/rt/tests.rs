@@ -7,7 +7,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use super::*;
 use crate::conformance::{self, Subject, Target};
-use crate::{Secret, TicketRef};
+use crate::{Secret, TicketRef, TicketRouting};
 
 const TOKEN: &str = "1-14-0123456789abcdef";
 
@@ -538,4 +538,523 @@ fn debug_output_shows_no_credential() {
     let debug = format!("{connector:?}");
     assert!(!debug.contains(TOKEN), "{debug}");
     assert!(debug.contains("**redacted**"), "{debug}");
+}
+
+// ---- Routing -------------------------------------------------------------------------------
+
+/// A ticket as RT 5.0.3 shows it, with the fields routing reads.
+fn routed_ticket(
+    server: &str,
+    status: &str,
+    queue: &str,
+    owner: &str,
+    priority: &str,
+    resolved: &str,
+    custom_fields: Value,
+) -> Value {
+    let mut ticket = ticket_json(server, 1, status, resolved);
+    ticket["Queue"] = json!({"type": "queue", "id": queue,
+                             "_url": format!("{server}/REST/2.0/queue/{queue}")});
+    ticket["Owner"] = json!({"type": "user", "id": owner,
+                             "_url": format!("{server}/REST/2.0/user/{owner}")});
+    ticket["Priority"] = json!(priority);
+    ticket["InitialPriority"] = json!("0");
+    ticket["FinalPriority"] = json!("0");
+    ticket["CustomFields"] = custom_fields;
+    ticket
+}
+
+/// Ticket 1 answers `before` once, then `after`.
+async fn mount_states(server: &MockServer, before: Value, after: Value) {
+    Mock::given(method("GET"))
+        .and(path("/REST/2.0/ticket/1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(before))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/REST/2.0/ticket/1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(after))
+        .with_priority(2)
+        .mount(server)
+        .await;
+}
+
+/// Queue `Billing` is id 3; user `alice` (id 22) exists.
+async fn mount_queue_and_user(server: &MockServer) {
+    let uri = server.uri();
+    Mock::given(method("GET"))
+        .and(path("/REST/2.0/queue/Billing"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": 3, "Name": "Billing", "Disabled": "0", "Lifecycle": "default",
+            "_url": format!("{uri}/REST/2.0/queue/3")
+        })))
+        .mount(server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/REST/2.0/user/22"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": 22, "Name": "alice", "EmailAddress": "alice@example.com", "Privileged": 1,
+            "Disabled": "0"
+        })))
+        .mount(server)
+        .await;
+    for unknown in ["/REST/2.0/queue/Nope", "/REST/2.0/user/nobody-here"] {
+        Mock::given(method("GET"))
+            .and(path(unknown))
+            .respond_with(ResponseTemplate::new(404).set_body_json(json!({"message": "Not Found"})))
+            .mount(server)
+            .await;
+    }
+}
+
+/// The newest routing comment RT finds: `content` written at `created`.
+async fn mount_last_routing_comment(server: &MockServer, content: &str, created: &str) {
+    Mock::given(method("POST"))
+        .and(path("/REST/2.0/ticket/1/attachments"))
+        .and(body_partial_json(json!([
+            {"field": "ContentType", "value": "text/plain"},
+            {"field": "Content", "operator": "LIKE", "value": ROUTING_MARKER}
+        ])))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(collection(vec![json!({
+                "type": "attachment", "id": "4719", "TransactionId": "6227",
+                "Content": content, "Created": created,
+                "_url": format!("{}/REST/2.0/attachment/4719", server.uri())
+            })])),
+        )
+        .with_priority(1)
+        .mount(server)
+        .await;
+}
+
+fn routing(department: &str, assignee: &str, priority: &str) -> TicketRouting {
+    let some = |v: &str| (!v.is_empty()).then(|| v.to_owned());
+    TicketRouting {
+        department: some(department),
+        assignee: some(assignee),
+        priority: some(priority),
+        tags: Vec::new(),
+        handover: None,
+    }
+}
+
+const NEVER: &str = "1970-01-01T00:00:00Z";
+
+#[tokio::test]
+async fn routes_queue_then_owner_and_priority_and_checks_what_took() {
+    let server = rt().await;
+    mount_queue_and_user(&server).await;
+    let uri = server.uri();
+    mount_states(
+        &server,
+        routed_ticket(&uri, "open", "1", "Nobody", "0", NEVER, json!([])),
+        routed_ticket(&uri, "open", "3", "alice", "100", NEVER, json!([])),
+    )
+    .await;
+    connector(&server)
+        .route(&TicketRef("1".into()), &routing("Billing", "22", "HIGH"))
+        .await
+        .expect("routed");
+    // The owner after the queue move: RT applies fields alphabetically (Owner < Queue).
+    assert_eq!(
+        received(&server, "PUT", "/REST/2.0/ticket/1").await,
+        [
+            json!({"Queue": "3", "Priority": 100}),
+            json!({"Owner": "alice"})
+        ]
+    );
+    assert_eq!(
+        received(&server, "GET", "/REST/2.0/ticket/1").await.len(),
+        2
+    );
+    // Nothing to say: no comment, no comment lookup.
+    assert!(received(&server, "POST", "/REST/2.0/ticket/1/comment")
+        .await
+        .is_empty());
+    assert!(received(&server, "POST", "/REST/2.0/ticket/1/attachments")
+        .await
+        .is_empty());
+}
+
+#[tokio::test]
+async fn sets_the_owner_in_the_same_put_when_the_queue_stays() {
+    let server = rt().await;
+    mount_queue_and_user(&server).await;
+    let uri = server.uri();
+    mount_states(
+        &server,
+        routed_ticket(&uri, "new", "3", "Nobody", "50", NEVER, json!([])),
+        routed_ticket(&uri, "new", "3", "alice", "0", NEVER, json!([])),
+    )
+    .await;
+    connector(&server)
+        .route(&TicketRef("1".into()), &routing("Billing", "22", "low"))
+        .await
+        .expect("routed");
+    assert_eq!(
+        received(&server, "PUT", "/REST/2.0/ticket/1").await,
+        [json!({"Priority": 0, "Owner": "alice"})]
+    );
+}
+
+#[tokio::test]
+async fn writes_nothing_when_the_ticket_is_already_routed_and_caches_lookups() {
+    let server = rt().await;
+    mount_queue_and_user(&server).await;
+    let uri = server.uri();
+    let routed = routed_ticket(&uri, "open", "3", "alice", "50", NEVER, json!([]));
+    mount_states(&server, routed.clone(), routed).await;
+    let connector = connector(&server);
+    for assignee in ["alice", "22", "22"] {
+        connector
+            .route(
+                &TicketRef("1".into()),
+                &routing("Billing", assignee, "normal"),
+            )
+            .await
+            .expect("routed");
+    }
+    assert!(received(&server, "PUT", "/REST/2.0/ticket/1")
+        .await
+        .is_empty());
+    assert!(received(&server, "POST", "/REST/2.0/ticket/1/comment")
+        .await
+        .is_empty());
+    // One queue lookup for three routes; the user by id once, by matching name never.
+    assert_eq!(
+        received(&server, "GET", "/REST/2.0/queue/Billing")
+            .await
+            .len(),
+        1
+    );
+    assert_eq!(received(&server, "GET", "/REST/2.0/user/22").await.len(), 1);
+    assert!(received(&server, "GET", "/REST/2.0/user/alice")
+        .await
+        .is_empty());
+}
+
+#[tokio::test]
+async fn hands_over_with_status_open_high_priority_and_one_comment() {
+    let server = rt().await;
+    let uri = server.uri();
+    mount_states(
+        &server,
+        routed_ticket(&uri, "new", "1", "Nobody", "0", NEVER, json!([])),
+        routed_ticket(&uri, "open", "1", "Nobody", "100", NEVER, json!([])),
+    )
+    .await;
+    let handover = TicketRouting {
+        tags: vec![" refund ".into(), "vip".into(), "refund".into(), "".into()],
+        handover: Some("wants to talk about a refund".into()),
+        ..TicketRouting::default()
+    };
+    connector(&server)
+        .route(&TicketRef("1".into()), &handover)
+        .await
+        .expect("routed");
+    assert_eq!(
+        received(&server, "PUT", "/REST/2.0/ticket/1").await,
+        [json!({"Priority": 100, "Status": "open"})]
+    );
+    // No tags custom field: the tags are in the comment.
+    assert_eq!(
+        received(&server, "POST", "/REST/2.0/ticket/1/comment").await,
+        [json!({
+            "Content": "wabridge: the customer asked for a person: wants to talk about a refund\n\
+                        wabridge: tags: refund, vip\n[wa:routing]",
+            "ContentType": "text/plain"
+        })]
+    );
+}
+
+#[tokio::test]
+async fn keeps_a_priority_above_high_and_an_open_status_on_hand_over() {
+    let server = rt().await;
+    let uri = server.uri();
+    let mut config = RtConfig::new(server.uri(), "General");
+    config.token = Some(Secret::new(TOKEN));
+    config.priorities = RtPriorities {
+        low: 10,
+        normal: 50,
+        high: 80,
+        urgent: 120,
+    };
+    let connector = RtConnector::new(config).expect("builds");
+    let ticket = routed_ticket(&uri, "open", "1", "Nobody", "120", NEVER, json!([]));
+    mount_states(&server, ticket.clone(), ticket).await;
+    let handover = TicketRouting {
+        handover: Some(String::new()),
+        ..TicketRouting::default()
+    };
+    connector
+        .route(&TicketRef("1".into()), &handover)
+        .await
+        .expect("routed");
+    assert!(received(&server, "PUT", "/REST/2.0/ticket/1")
+        .await
+        .is_empty());
+    assert_eq!(
+        received(&server, "POST", "/REST/2.0/ticket/1/comment").await[0]["Content"],
+        "wabridge: the customer asked for a person.\n[wa:routing]"
+    );
+}
+
+#[tokio::test]
+async fn does_not_repeat_the_hand_over_comment_until_the_ticket_was_resolved_again() {
+    let text = "wabridge: the customer asked for a person: refund\n[wa:routing]";
+    let handover = TicketRouting {
+        handover: Some("refund".into()),
+        ..TicketRouting::default()
+    };
+    // (ticket last resolved, comment written, reason) → comment expected
+    for (resolved, created, reason, expected) in [
+        (NEVER, "2026-11-27T07:19:35Z", "refund", 0),
+        ("2026-11-20T00:00:00Z", "2026-11-27T07:19:35Z", "refund", 0),
+        // Resolved after the last hand-over: a new hand-over is news.
+        ("2026-11-27T08:00:00Z", "2026-11-27T07:19:35Z", "refund", 1),
+        // Another reason.
+        (NEVER, "2026-11-27T07:19:35Z", "invoice", 1),
+    ] {
+        let server = rt().await;
+        let uri = server.uri();
+        let ticket = routed_ticket(&uri, "open", "1", "Nobody", "100", resolved, json!([]));
+        mount_states(&server, ticket.clone(), ticket).await;
+        // RT returns the text part as stored (CRLF line ends survive the comparison).
+        mount_last_routing_comment(&server, &text.replace('\n', "\r\n"), created).await;
+        let routing = TicketRouting {
+            handover: Some(reason.into()),
+            ..handover.clone()
+        };
+        connector(&server)
+            .route(&TicketRef("1".into()), &routing)
+            .await
+            .expect("routed");
+        assert!(received(&server, "PUT", "/REST/2.0/ticket/1")
+            .await
+            .is_empty());
+        assert_eq!(
+            received(&server, "POST", "/REST/2.0/ticket/1/comment")
+                .await
+                .len(),
+            expected,
+            "{resolved} {created} {reason}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn adds_tags_to_the_configured_custom_field_keeping_its_values() {
+    let server = rt().await;
+    let uri = server.uri();
+    let cf = |values: Value| {
+        json!([{"type": "customfield", "id": "7", "name": "Tags", "values": values,
+                "_url": format!("{uri}/REST/2.0/customfield/7")}])
+    };
+    mount_states(
+        &server,
+        routed_ticket(&uri, "open", "1", "Nobody", "0", NEVER, cf(json!(["vip"]))),
+        routed_ticket(
+            &uri,
+            "open",
+            "1",
+            "Nobody",
+            "0",
+            NEVER,
+            cf(json!(["vip", "billing"])),
+        ),
+    )
+    .await;
+    let mut config = RtConfig::new(server.uri(), "General");
+    config.token = Some(Secret::new(TOKEN));
+    config.tags_custom_field = Some("tags".into());
+    let routing = TicketRouting {
+        tags: vec!["vip".into(), "billing".into()],
+        ..TicketRouting::default()
+    };
+    RtConnector::new(config)
+        .expect("builds")
+        .route(&TicketRef("1".into()), &routing)
+        .await
+        .expect("routed");
+    assert_eq!(
+        received(&server, "PUT", "/REST/2.0/ticket/1").await,
+        [json!({"CustomFields": {"tags": ["vip", "billing"]}})]
+    );
+    assert!(received(&server, "POST", "/REST/2.0/ticket/1/comment")
+        .await
+        .is_empty());
+}
+
+#[tokio::test]
+async fn notes_tags_once_without_a_custom_field() {
+    let server = rt().await;
+    let uri = server.uri();
+    let ticket = routed_ticket(&uri, "open", "1", "Nobody", "0", NEVER, json!([]));
+    mount_states(&server, ticket.clone(), ticket).await;
+    mount_last_routing_comment(
+        &server,
+        "wabridge: tags: vip\n[wa:routing]",
+        "2026-11-27T07:19:35Z",
+    )
+    .await;
+    let routing = TicketRouting {
+        tags: vec!["vip".into()],
+        ..TicketRouting::default()
+    };
+    connector(&server)
+        .route(&TicketRef("1".into()), &routing)
+        .await
+        .expect("routed");
+    assert!(server
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .all(|r| r.method.as_str() == "GET" || r.url.path().ends_with("/attachments")));
+}
+
+#[tokio::test]
+async fn refuses_an_unknown_queue_or_user_before_writing_anything() {
+    for (department, assignee, expected) in [
+        ("Nope", "", "RT has no queue `Nope`"),
+        ("", "nobody-here", "RT has no user `nobody-here`"),
+    ] {
+        let server = rt().await;
+        mount_queue_and_user(&server).await;
+        let err = connector(&server)
+            .route(
+                &TicketRef("1".into()),
+                &routing(department, assignee, "high"),
+            )
+            .await
+            .expect_err("unknown");
+        assert!(!err.is_retryable(), "{err}");
+        let text = err.to_string();
+        assert!(text.contains(expected), "{text}");
+        assert!(!text.contains("http"), "{text}");
+        assert!(server
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .iter()
+            .all(|r| r.method.as_str() == "GET"));
+    }
+}
+
+#[tokio::test]
+async fn fails_permanently_with_rts_words_when_a_change_did_not_take() {
+    let server = rt().await;
+    mount_queue_and_user(&server).await;
+    let uri = server.uri();
+    let unchanged = routed_ticket(&uri, "open", "1", "Nobody", "0", NEVER, json!([]));
+    mount_states(&server, unchanged.clone(), unchanged).await;
+    // RT 5.0.3 answers a refused change with 200 and a message.
+    Mock::given(method("PUT"))
+        .and(path("/REST/2.0/ticket/1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([
+            "Ticket 1: That user may not own tickets in that queue"
+        ])))
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    let err = connector(&server)
+        .route(&TicketRef("1".into()), &routing("", "22", ""))
+        .await
+        .expect_err("refused");
+    assert_eq!(
+        err,
+        ConnectorError::Permanent {
+            reason: "rt: routing: RT did not apply the owner to ticket 1 (RT said: Ticket 1: \
+                     That user may not own tickets in that queue)"
+                .into()
+        }
+    );
+}
+
+#[tokio::test]
+async fn refuses_an_unknown_priority_and_a_foreign_ticket_reference() {
+    let server = rt().await;
+    let err = connector(&server)
+        .route(&TicketRef("1".into()), &routing("", "", "critical"))
+        .await
+        .expect_err("unknown priority");
+    assert!(
+        err.to_string().contains("unknown priority `critical`"),
+        "{err}"
+    );
+    let err = connector(&server)
+        .route(&TicketRef("ZD-1".into()), &routing("", "", "high"))
+        .await
+        .expect_err("not an RT id");
+    assert!(!err.is_retryable());
+    assert!(server
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .is_empty());
+}
+
+#[tokio::test]
+async fn routing_retries_when_rt_is_unavailable() {
+    let server = rt().await;
+    Mock::given(method("GET"))
+        .and(path("/REST/2.0/ticket/1"))
+        .respond_with(ResponseTemplate::new(503).insert_header("Retry-After", "12"))
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    let err = connector(&server)
+        .route(&TicketRef("1".into()), &routing("", "", "high"))
+        .await
+        .expect_err("unavailable");
+    assert_eq!(
+        err,
+        ConnectorError::Retryable {
+            retry_after: Some(std::time::Duration::from_secs(12)),
+            reason: "rt: reading the ticket: HTTP 503 Service Unavailable: ".into()
+        }
+    );
+}
+
+#[tokio::test]
+async fn tells_resolved_rejected_deleted_and_missing_tickets_apart() {
+    for (status, expected) in [
+        ("new", false),
+        ("open", false),
+        ("stalled", false),
+        ("resolved", true),
+        ("rejected", true),
+        ("deleted", true),
+        ("missing", true),
+    ] {
+        let server = rt().await;
+        if status != "missing" {
+            mount_ticket(&server, 5, status, NEVER).await;
+        }
+        let resolved = connector(&server)
+            .is_resolved(&TicketRef("5".into()))
+            .await
+            .expect("read");
+        assert_eq!(resolved, expected, "{status}");
+    }
+    let server = rt().await;
+    assert!(connector(&server)
+        .is_resolved(&TicketRef("x".into()))
+        .await
+        .is_err());
+}
+
+#[test]
+fn writes_the_routing_comment() {
+    assert_eq!(routing_comment(None, &[]), None);
+    assert_eq!(
+        routing_comment(None, &["a".into(), "b".into()]).as_deref(),
+        Some("wabridge: tags: a, b\n[wa:routing]")
+    );
+    assert_eq!(
+        routing_comment(Some(" sick of bots "), &[]).as_deref(),
+        Some("wabridge: the customer asked for a person: sick of bots\n[wa:routing]")
+    );
 }

@@ -41,6 +41,14 @@ pub(crate) struct TicketState {
     pub requester_id: Option<u64>,
     /// When it last changed (for a solved ticket: about when it was solved).
     pub updated_at: Option<DateTime<Utc>>,
+    /// The group it is assigned to.
+    pub group_id: Option<u64>,
+    /// The agent it is assigned to.
+    pub assignee_id: Option<u64>,
+    /// `low`, `normal`, `high`, `urgent`, or none.
+    pub priority: Option<String>,
+    /// Its tags.
+    pub tags: Vec<String>,
 }
 
 /// Where a marker was found among a ticket's comments.
@@ -99,6 +107,20 @@ fn ticket_state(value: &Value) -> Option<TicketState> {
         status: value.get("status")?.as_str()?.to_owned(),
         requester_id: value.get("requester_id").and_then(id_of),
         updated_at: time_of(value.get("updated_at")),
+        group_id: value.get("group_id").and_then(id_of),
+        assignee_id: value.get("assignee_id").and_then(id_of),
+        priority: value
+            .get("priority")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        tags: value
+            .get("tags")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
     })
 }
 
@@ -452,6 +474,78 @@ impl ZendeskClient {
         })
         .await?;
         Ok(found)
+    }
+
+    /// `GET /groups.json` (every page): the account's groups that are not deleted, as (id,
+    /// name).
+    pub(crate) async fn groups(&self) -> Result<Vec<(u64, String)>, ConnectorError> {
+        let what = "zendesk: routing: listing the groups";
+        let mut groups = Vec::new();
+        self.for_each_page(self.url(&["groups.json"]), "groups", what, |items| {
+            groups.extend(items.iter().filter_map(|group| {
+                if group.get("deleted").and_then(Value::as_bool) == Some(true) {
+                    return None;
+                }
+                Some((
+                    group.get("id").and_then(id_of)?,
+                    group.get("name")?.as_str()?.to_owned(),
+                ))
+            }));
+            true
+        })
+        .await?;
+        Ok(groups)
+    }
+
+    /// `GET /users/search.json?query=<email>`: the id of the agent or admin with exactly this
+    /// e-mail address.
+    pub(crate) async fn agent_with_email(
+        &self,
+        email: &str,
+    ) -> Result<Option<u64>, ConnectorError> {
+        let what = "zendesk: routing: looking up the assignee";
+        let mut url = self.url(&["users", "search.json"]);
+        url.query_pairs_mut().append_pair("query", email);
+        let value = self.send_json(self.request(Method::GET, url), what).await?;
+        let Some(users) = value.get("users").and_then(Value::as_array) else {
+            return Err(unexpected(what, "a search answer without users"));
+        };
+        Ok(users
+            .iter()
+            .filter(|user| {
+                user.get("email")
+                    .and_then(Value::as_str)
+                    .is_some_and(|found| found.trim().eq_ignore_ascii_case(email))
+                    && user.get("role").and_then(Value::as_str) != Some("end-user")
+            })
+            .find_map(|user| user.get("id").and_then(id_of)))
+    }
+
+    /// `GET /tickets/{id}/comments.json` (every page): the text of the newest comment holding
+    /// `marker` (its `body` and `plain_body`).
+    pub(crate) async fn newest_comment_with(
+        &self,
+        ticket: u64,
+        marker: &str,
+    ) -> Result<Option<Vec<String>>, ConnectorError> {
+        let what = "zendesk: routing: looking up the last routing note";
+        let url = self.url(&["tickets", &ticket.to_string(), "comments.json"]);
+        let mut newest = None;
+        self.for_each_page(url, "comments", what, |comments| {
+            for comment in comments {
+                let texts: Vec<String> = ["body", "plain_body"]
+                    .iter()
+                    .filter_map(|key| comment.get(*key).and_then(Value::as_str))
+                    .map(str::to_owned)
+                    .collect();
+                if texts.iter().any(|text| text.contains(marker)) {
+                    newest = Some(texts);
+                }
+            }
+            true
+        })
+        .await?;
+        Ok(newest)
     }
 
     /// `GET /users/search.json?external_id=…`: the id of the user with this external id.

@@ -56,9 +56,13 @@
 //! [`AgentReply`] with the id `zendesk-comment-<comment id>`. wabridge's own customer comments
 //! also fire the trigger (an agent's credentials write them): they are recognised by their
 //! author (the requester) and their marker and give no reply.
+//!
+//! **Routing** ([`TicketSystem::route`]) sets the group, assignee, priority and tags and, on a
+//! hand-over, opens the ticket with a private comment; see the `routing` module.
 
 mod client;
 mod config;
+mod routing;
 mod webhook;
 
 use std::fmt;
@@ -68,13 +72,14 @@ use serde_json::{json, Value};
 
 use crate::{
     AgentReply, Attachment, ConnectorError, Contact, Conversation, Delivered, DeliveryContext,
-    InboundMessage, TicketRef, TicketSystem, WebhookRejection, WebhookRequest,
+    InboundMessage, TicketRef, TicketRouting, TicketSystem, WebhookRejection, WebhookRequest,
 };
 use client::{Credentials, TicketState, ZendeskClient};
 pub use config::{
     CustomerMessages, ZendeskConfig, DEFAULT_REOPEN_WITHIN_DAYS, DEFAULT_TAGS,
     DEFAULT_TIMEOUT_SECS, DEFAULT_WEBHOOK_TOLERANCE_SECS, PRIORITIES,
 };
+pub use routing::{handover_note, zendesk_tag, ROUTING_MARKER};
 pub use webhook::{SIGNATURE_HEADER, TIMESTAMP_HEADER, TRIGGER_BODY};
 
 /// How every marker starts.
@@ -135,6 +140,8 @@ enum Disposition {
 pub struct ZendeskConnector {
     config: ZendeskConfig,
     client: ZendeskClient,
+    /// Routing: group names and agent e-mail addresses resolved so far.
+    names: routing::Names,
 }
 
 impl fmt::Debug for ZendeskConnector {
@@ -187,7 +194,11 @@ impl ZendeskConnector {
         })?;
         let timeout = std::time::Duration::from_secs(config.timeout_secs);
         let client = ZendeskClient::new(&url, credentials, timeout)?;
-        Ok(ZendeskConnector { config, client })
+        Ok(ZendeskConnector {
+            config,
+            client,
+            names: routing::Names::default(),
+        })
     }
 
     fn public(&self) -> bool {
@@ -459,6 +470,18 @@ impl TicketSystem for ZendeskConnector {
         self.client
             .update_ticket(id, &body, "zendesk: adding the note")
             .await
+    }
+
+    async fn route(
+        &self,
+        ticket: &TicketRef,
+        routing: &TicketRouting,
+    ) -> Result<(), ConnectorError> {
+        self.apply_routing(ticket, routing).await
+    }
+
+    async fn is_resolved(&self, ticket: &TicketRef) -> Result<bool, ConnectorError> {
+        self.resolved(ticket).await
     }
 
     fn verify_webhook(&self, request: &WebhookRequest<'_>) -> Result<(), WebhookRejection> {

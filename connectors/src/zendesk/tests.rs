@@ -15,7 +15,7 @@ use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 use super::*;
 use crate::conformance::{self, Subject, Target};
-use crate::{Attachment, Secret, TicketRef};
+use crate::{Attachment, Secret, TicketRef, TicketRouting};
 
 const EMAIL: &str = "agent@acme.com";
 const TOKEN: &str = "zd-api-token-0123456789";
@@ -1370,4 +1370,368 @@ fn debug_output_shows_no_credential() {
     assert!(!debug.contains(TOKEN), "{debug}");
     assert!(!debug.contains(SIGNING_SECRET), "{debug}");
     assert!(debug.contains("**redacted**"), "{debug}");
+}
+
+// ---- Routing -------------------------------------------------------------------------------
+
+const AGENT_EMAIL: &str = "Lena.Agent@acme.com";
+const AGENT_ID: u64 = 1900000042;
+const BILLING_GROUP: u64 = 360001234567;
+
+/// Ticket 1 with the fields routing reads.
+fn routed_ticket(
+    server: &str,
+    status: &str,
+    group: Option<u64>,
+    assignee: Option<u64>,
+    priority: Option<&str>,
+    tags: &[&str],
+) -> Value {
+    let mut ticket = ticket_json(server, 1, status, "2026-11-27T09:00:00Z");
+    ticket["group_id"] = json!(group);
+    ticket["assignee_id"] = json!(assignee);
+    ticket["priority"] = json!(priority);
+    ticket["tags"] = json!(tags);
+    json!({ "ticket": ticket })
+}
+
+/// Ticket 1 answers `before` once, then `after`.
+async fn mount_routed(server: &MockServer, before: Value, after: Value) {
+    Mock::given(method("GET"))
+        .and(path("/api/v2/tickets/1.json"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(before))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/api/v2/tickets/1.json"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(after))
+        .with_priority(2)
+        .mount(server)
+        .await;
+}
+
+/// Groups on two pages (Billing on the second); the agent found by e-mail.
+async fn mount_groups_and_agent(server: &MockServer) {
+    let group = |id: u64, name: &str, deleted: bool| {
+        json!({"id": id, "name": name, "deleted": deleted, "default": false,
+               "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z"})
+    };
+    Mock::given(method("GET"))
+        .and(path("/api/v2/groups.json"))
+        .and(query_param_is_missing("page[after]"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(cursor_page(
+            "groups",
+            vec![
+                group(360000000001, "Support", false),
+                group(360000000002, "Old Billing", true),
+            ],
+            Some("g2"),
+        )))
+        .mount(server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/api/v2/groups.json"))
+        .and(query_param("page[after]", "g2"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(cursor_page(
+            "groups",
+            vec![group(BILLING_GROUP, "Billing", false)],
+            None,
+        )))
+        .mount(server)
+        .await;
+    let mut agent = user_json(AGENT_ID, "agent");
+    agent["email"] = json!("lena.agent@acme.com");
+    let mut namesake = user_json(AGENT_ID + 1, "end-user");
+    namesake["email"] = json!("lena.agent@acme.com.example");
+    Mock::given(method("GET"))
+        .and(path("/api/v2/users/search.json"))
+        .and(query_param("query", AGENT_EMAIL))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "users": [namesake, agent], "next_page": null, "previous_page": null, "count": 2
+        })))
+        .with_priority(1)
+        .mount(server)
+        .await;
+}
+
+fn route_to(department: &str, assignee: &str, priority: &str, tags: &[&str]) -> TicketRouting {
+    let some = |v: &str| (!v.is_empty()).then(|| v.to_owned());
+    TicketRouting {
+        department: some(department),
+        assignee: some(assignee),
+        priority: some(priority),
+        tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+        handover: None,
+    }
+}
+
+#[tokio::test]
+async fn routes_group_assignee_priority_and_new_tags_in_one_put() {
+    let server = zendesk().await;
+    mount_groups_and_agent(&server).await;
+    let uri = server.uri();
+    mount_routed(
+        &server,
+        routed_ticket(&uri, "open", None, None, None, &["whatsapp", "vip"]),
+        routed_ticket(
+            &uri,
+            "open",
+            Some(BILLING_GROUP),
+            Some(AGENT_ID),
+            Some("high"),
+            &["whatsapp", "vip", "late_delivery"],
+        ),
+    )
+    .await;
+    let connector = connector(&server);
+    let routing = route_to(
+        "billing",
+        AGENT_EMAIL,
+        "High",
+        &["VIP", "Late  Delivery", "late delivery"],
+    );
+    for _ in 0..2 {
+        connector
+            .route(&TicketRef("1".into()), &routing)
+            .await
+            .expect("routed");
+    }
+    // The second route finds everything in place and writes nothing.
+    assert_eq!(
+        received(&server, "PUT", "/api/v2/tickets/1.json").await,
+        [json!({"ticket": {
+            "group_id": BILLING_GROUP, "assignee_id": AGENT_ID, "priority": "high",
+            "additional_tags": ["late_delivery"]
+        }})]
+    );
+    // Names resolved once.
+    assert_eq!(
+        requests(&server, "GET", "/api/v2/groups.json").await.len(),
+        2
+    );
+    assert_eq!(
+        requests(&server, "GET", "/api/v2/users/search.json")
+            .await
+            .len(),
+        1
+    );
+    // Nothing to say without a hand-over: no comment read.
+    assert!(requests(&server, "GET", "/api/v2/tickets/1/comments.json")
+        .await
+        .is_empty());
+}
+
+#[tokio::test]
+async fn takes_numeric_group_and_assignee_ids_without_lookups() {
+    let server = zendesk().await;
+    let uri = server.uri();
+    let ticket = routed_ticket(&uri, "open", None, None, Some("low"), &["whatsapp"]);
+    mount_routed(&server, ticket.clone(), ticket).await;
+    connector(&server)
+        .route(
+            &TicketRef("1".into()),
+            &route_to("360009999999", "1900000077", "", &[]),
+        )
+        .await
+        .expect("routed");
+    assert_eq!(
+        received(&server, "PUT", "/api/v2/tickets/1.json").await,
+        [json!({"ticket": {"group_id": 360009999999u64, "assignee_id": 1900000077u64}})]
+    );
+    assert!(requests(&server, "GET", "/api/v2/groups.json")
+        .await
+        .is_empty());
+}
+
+#[tokio::test]
+async fn hands_over_with_status_open_priority_high_and_a_private_note_in_the_same_put() {
+    let server = zendesk().await;
+    let uri = server.uri();
+    mount_routed(
+        &server,
+        routed_ticket(&uri, "pending", None, None, Some("normal"), &["whatsapp"]),
+        routed_ticket(&uri, "open", None, None, Some("high"), &["whatsapp"]),
+    )
+    .await;
+    let routing = TicketRouting {
+        handover: Some("wants a refund".into()),
+        ..TicketRouting::default()
+    };
+    connector(&server)
+        .route(&TicketRef("1".into()), &routing)
+        .await
+        .expect("routed");
+    assert_eq!(
+        received(&server, "PUT", "/api/v2/tickets/1.json").await,
+        [json!({"ticket": {
+            "status": "open", "priority": "high",
+            "comment": {"body": "wabridge: the customer asked for a person: wants a refund\n\
+                                 [wa:routing]", "public": false}
+        }})]
+    );
+    // Reopening is news: the comments were not read.
+    assert!(requests(&server, "GET", "/api/v2/tickets/1/comments.json")
+        .await
+        .is_empty());
+}
+
+#[tokio::test]
+async fn notes_a_hand_over_on_an_open_ticket_once_per_reason() {
+    for (reason, expected) in [("wants a refund", false), ("wants an invoice", true)] {
+        let server = zendesk().await;
+        let uri = server.uri();
+        let ticket = routed_ticket(&uri, "open", None, None, Some("urgent"), &["whatsapp"]);
+        mount_routed(&server, ticket.clone(), ticket).await;
+        Mock::given(method("GET"))
+            .and(path("/api/v2/tickets/1/comments.json"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(cursor_page(
+                "comments",
+                vec![
+                    comment_json(
+                        200,
+                        1900000001,
+                        "wabridge: the customer asked for a person: wants a refund\n[wa:routing]",
+                        false,
+                    ),
+                    comment_json(201, REQUESTER, "Hello?\n\n-- \n[wa:wamid.X]", true),
+                ],
+                None,
+            )))
+            .with_priority(1)
+            .mount(&server)
+            .await;
+        let routing = TicketRouting {
+            handover: Some(reason.into()),
+            ..TicketRouting::default()
+        };
+        connector(&server)
+            .route(&TicketRef("1".into()), &routing)
+            .await
+            .expect("routed");
+        let puts = received(&server, "PUT", "/api/v2/tickets/1.json").await;
+        if expected {
+            // Urgent stays urgent; open stays open: only the note.
+            assert_eq!(
+                puts,
+                [json!({"ticket": {"comment": {
+                    "body": "wabridge: the customer asked for a person: wants an invoice\n\
+                             [wa:routing]",
+                    "public": false
+                }}})]
+            );
+        } else {
+            assert!(puts.is_empty(), "{puts:?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn refuses_unknown_groups_agents_and_priorities_before_writing() {
+    for (routing, expected) in [
+        (
+            route_to("Bilvarbling", "", "", &[]),
+            "Zendesk has no group named `Bilvarbling`",
+        ),
+        (
+            route_to("Old Billing", "", "", &[]),
+            "Zendesk has no group named `Old Billing`",
+        ),
+        (
+            route_to("", "nobody@acme.com", "", &[]),
+            "no agent with the e-mail address `nobody@acme.com`",
+        ),
+        (
+            route_to("", "Lena", "", &[]),
+            "neither an agent's e-mail address nor a numeric user id",
+        ),
+        (route_to("", "", "asap", &[]), "unknown priority `asap`"),
+    ] {
+        let server = zendesk().await;
+        mount_groups_and_agent(&server).await;
+        let err = connector(&server)
+            .route(&TicketRef("1".into()), &routing)
+            .await
+            .expect_err("refused");
+        assert!(!err.is_retryable(), "{err}");
+        let text = err.to_string();
+        assert!(text.contains(expected), "{text}");
+        assert!(!text.contains("http"), "{text}");
+        assert!(received(&server, "PUT", "/api/v2/tickets/1.json")
+            .await
+            .is_empty());
+    }
+}
+
+#[tokio::test]
+async fn fails_permanently_when_zendesk_refuses_the_assignee() {
+    let server = zendesk().await;
+    Mock::given(method("PUT"))
+        .and(path("/api/v2/tickets/1.json"))
+        .respond_with(ResponseTemplate::new(422).set_body_json(json!({
+            "error": "RecordInvalid", "description": "Record validation errors",
+            "details": {"assignee": [{"description": "Assignee is not a member of the group",
+                                      "error": "InvalidValue"}]}
+        })))
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    let err = connector(&server)
+        .route(
+            &TicketRef("1".into()),
+            &route_to("360000000001", "1900000077", "", &[]),
+        )
+        .await
+        .expect_err("refused");
+    assert_eq!(
+        err,
+        ConnectorError::Permanent {
+            reason: "zendesk: routing: updating the ticket: HTTP 422 Unprocessable Entity: \
+                     RecordInvalid: Record validation errors: Assignee is not a member of the \
+                     group"
+                .into()
+        }
+    );
+}
+
+#[tokio::test]
+async fn tells_solved_closed_and_missing_tickets_apart() {
+    for (status, expected) in [
+        ("new", false),
+        ("open", false),
+        ("pending", false),
+        ("hold", false),
+        ("solved", true),
+        ("closed", true),
+        ("missing", true),
+    ] {
+        let server = zendesk().await;
+        if status == "missing" {
+            Mock::given(method("GET"))
+                .and(path("/api/v2/tickets/1.json"))
+                .respond_with(ResponseTemplate::new(404).set_body_json(json!({
+                    "error": "RecordNotFound", "description": "Not found"
+                })))
+                .with_priority(1)
+                .mount(&server)
+                .await;
+        } else {
+            mount_ticket(&server, 1, status, "2026-11-27T09:00:00Z").await;
+        }
+        let resolved = connector(&server)
+            .is_resolved(&TicketRef("1".into()))
+            .await
+            .expect("read");
+        assert_eq!(resolved, expected, "{status}");
+    }
+}
+
+#[test]
+fn writes_tags_and_notes_as_zendesk_keeps_them() {
+    assert_eq!(zendesk_tag("  Late \t Delivery "), "late_delivery");
+    assert_eq!(
+        handover_note(" "),
+        "wabridge: the customer asked for a person.\n[wa:routing]"
+    );
 }
