@@ -249,3 +249,86 @@ async fn the_shipped_routing_greets_routes_hands_over_and_stays_silent_until_res
     assert_eq!(sent.len(), 1, "{sent:?}");
     assert!(sent[0].contains("A member of our team"), "{sent:?}");
 }
+
+#[test]
+fn route_test_shows_the_rules_and_sends_nothing_and_validate_names_a_bad_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let extra = format!(
+        "[connectors.archive]\nkind = \"files\"\n\n[routing]\nfile = \"{}\"\n",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/mappings/routing.toml")
+    );
+    // The Graph API address points nowhere: a send would fail loudly.
+    let config = write_config(dir.path(), &extra, None);
+    let webhook = dir.path().join("webhook.json");
+    std::fs::write(
+        &webhook,
+        text_webhook(
+            "96890000001",
+            "Aisha",
+            "wamid.RT1",
+            1_790_000_000,
+            "وين موقعكم؟",
+        ),
+    )
+    .expect("write webhook");
+    let run = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_wabridge"))
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .output()
+            .expect("run wabridge");
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned()
+                + &String::from_utf8_lossy(&output.stderr),
+        )
+    };
+    // Sunday 10:00 in Muscat: open.
+    let webhook_arg = webhook.display().to_string();
+    let (code, out) = run(&[
+        "route",
+        "test",
+        &webhook_arg,
+        "--at",
+        "2026-11-29T10:00:00+04:00",
+    ]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("routing.toml:") && out.contains("location"),
+        "{out}"
+    );
+    assert!(out.contains("الخوير"), "the Arabic answer: {out}");
+    assert!(out.contains(": open"), "{out}");
+    // Friday evening: closed, the away message is part of what would happen.
+    let (code, out) = run(&[
+        "route",
+        "test",
+        &webhook_arg,
+        "--at",
+        "2026-11-27T20:00:00+04:00",
+    ]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("closed"), "{out}");
+    assert!(
+        !dir.path().join("data").exists(),
+        "route test created no store"
+    );
+
+    // A broken routing file: validate names the line and refuses.
+    let broken = dir.path().join("routing.toml");
+    std::fs::write(
+        &broken,
+        "default_language = \"fr\"\n[hours]\ntimezone = \"Asia/Muskat\"\n",
+    )
+    .expect("write");
+    let text = std::fs::read_to_string(&config).expect("config").replace(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/mappings/routing.toml"),
+        &broken.display().to_string(),
+    );
+    std::fs::write(&config, text).expect("config");
+    let (code, out) = run(&["validate"]);
+    assert_eq!(code, Some(78), "{out}");
+    assert!(out.contains("routing.toml:1: default_language"), "{out}");
+    assert!(out.contains("routing.toml:3: hours.timezone"), "{out}");
+}
