@@ -93,13 +93,23 @@ pub(crate) fn rpc_error(what: &str, error: &Value) -> ConnectorError {
         "UserError" => {
             let message = text(args.get(0));
             let description = text(args.get(1));
+            // "The code on party must be unique": two creates at once drew the same number
+            // from a sequence (sqlite has no row locks), or created the same record. Again, the
+            // next attempt (which looks up first) succeeds.
+            let conflict = message.contains("must be unique");
             let detail = if description.is_empty() {
                 message
             } else {
                 format!("{message} ({description})")
             };
-            ConnectorError::Permanent {
-                reason: format!("{what}: Tryton refused: {}", snippet(&detail)),
+            let reason = format!("{what}: Tryton refused: {}", snippet(&detail));
+            if conflict {
+                ConnectorError::Retryable {
+                    retry_after: Some(std::time::Duration::from_secs(2)),
+                    reason,
+                }
+            } else {
+                ConnectorError::Permanent { reason }
             }
         }
         "UserWarning" => ConnectorError::Permanent {
@@ -597,6 +607,11 @@ mod tests {
         )
         .is_retryable());
         assert!(rpc_error("x", &json!(["database is locked", "Traceback …"])).is_retryable());
+        let unique = rpc_error(
+            "x",
+            &json!(["UserError", ["The code on party must be unique.", "", null]]),
+        );
+        assert!(unique.is_retryable(), "{unique:?}");
         let key_error = rpc_error(
             "x",
             &json!(["'notes'", "Traceback (most recent call last)"]),

@@ -533,20 +533,38 @@ impl Crm for TrytonConnector {
             .filter(|name| !name.is_empty())
             .map(str::to_owned)
             .unwrap_or_else(|| format!("WhatsApp {e164}"));
-        let ids = self
-            .client
-            .create(
-                "party.party",
-                vec![json!({
-                    "name": name,
-                    "contact_mechanisms": [["create", [{
-                        "type": self.config.mechanism_type.as_str(),
-                        "value": e164,
-                    }]]],
-                })],
-                "tryton: creating the party",
-            )
-            .await?;
+        let party = json!({
+            "name": name,
+            "contact_mechanisms": [["create", [{
+                "type": self.config.mechanism_type.as_str(),
+                "value": e164,
+            }]]],
+        });
+        // A create racing another one (Tryton's party code sequence, the same customer) is
+        // refused as not unique: look again, then create again, a few times.
+        let mut attempts = 0;
+        let ids = loop {
+            attempts += 1;
+            match self
+                .client
+                .create(
+                    "party.party",
+                    vec![party.clone()],
+                    "tryton: creating the party",
+                )
+                .await
+            {
+                Err(ConnectorError::Retryable { reason, .. })
+                    if attempts < 3 && reason.contains("must be unique") =>
+                {
+                    tokio::time::sleep(std::time::Duration::from_millis(200 * attempts)).await;
+                    if let Some(found) = self.find_party(&e164).await? {
+                        return Ok(CrmContactId(found.to_string()));
+                    }
+                }
+                other => break other?,
+            }
+        };
         let party = ids.first().ok_or_else(|| ConnectorError::Permanent {
             reason: "tryton: creating the party: Tryton returned no id".to_owned(),
         })?;

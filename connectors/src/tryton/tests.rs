@@ -90,6 +90,9 @@ struct State {
     logins: usize,
     /// When set, sessions are refused even right after login (a user that may not log in).
     refuse_sessions: bool,
+    /// Party creates still to refuse as "not unique" (another process won the race: its party
+    /// exists, ours is not created).
+    racing_creates: usize,
 }
 
 impl State {
@@ -266,6 +269,18 @@ impl Fake {
         let mut ids = Vec::new();
         for value in values {
             match model {
+                "party.party" if state.racing_creates > 0 => {
+                    state.racing_creates -= 1;
+                    let mobile = value["contact_mechanisms"][0][1][0]["value"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned();
+                    state.add_party("Created elsewhere", &[("mobile", &mobile, &mobile)]);
+                    return Err(json!([
+                        "UserError",
+                        ["The code on party must be unique.", "", null]
+                    ]));
+                }
                 "party.party" => {
                     let name = value["name"].as_str().unwrap_or_default().to_owned();
                     let id = state.add_party(&name, &[]);
@@ -652,6 +667,28 @@ async fn creates_a_missing_party_with_its_mobile_then_finds_it() {
     assert_eq!(
         params_of(&server, "model.party.party.create").await.len(),
         1
+    );
+}
+
+#[tokio::test]
+async fn a_create_that_loses_a_race_finds_the_party_the_winner_created() {
+    let fake = fake_with_aisha(PASSWORD);
+    fake.with(|state| state.racing_creates = 1);
+    let server = start(&fake).await;
+    let contact = Contact {
+        wa_id: Some("4915112345679".into()),
+        user_id: None,
+        profile_name: Some("Max".into()),
+    };
+    let party = connector(&server)
+        .upsert_contact(&contact)
+        .await
+        .expect("found after the race");
+    assert_eq!(party, CrmContactId("513".into()));
+    assert_eq!(
+        params_of(&server, "model.party.party.create").await.len(),
+        1,
+        "no second create: the lookup found it"
     );
 }
 
