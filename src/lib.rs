@@ -15,4 +15,5 @@ pub mod queue;
 pub mod routing;
 pub mod store;
 pub mod sync;
+mod tomlfile;
 pub mod whatsapp;
