@@ -378,6 +378,9 @@ fn dispatch_record(
                                 None => format!("{OUTBOX}/{}", conversation.key()),
                             };
                             if context.routing {
+                                // Its own sequence: without a ticketing destination it shares
+                                // the outbox queue (and timestamp) with the STOP confirmation.
+                                sequence += 1;
                                 let payload = JobPayload::Route {
                                     conversation: conversation.clone(),
                                     message: message.clone(),
@@ -823,4 +826,51 @@ fn record_status(
         serde_json::to_vec(&incoming).map_err(abort)?,
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Inbox;
+
+    #[tokio::test]
+    async fn a_routed_stop_keeps_its_confirmation_when_the_outbox_is_the_only_queue() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("store");
+        let message = serde_json::json!({
+            "id": "wamid.STOP", "timestamp": "1790000000", "type": "text", "text": { "body": "STOP" }
+        });
+        let webhook =
+            crate::whatsapp::message_webhook("106540352242922", "96890000001", "Aisha", message);
+        store
+            .accept(&serde_json::to_vec(&webhook).expect("json"))
+            .await
+            .expect("accepted");
+        let consent = PolicySettings::default();
+        let mappings = MappingSet::default();
+        let context = DispatchContext {
+            destinations: &[],
+            crms: &[],
+            routing: true,
+            consent: &consent,
+            mappings: &mappings,
+            phone_number_id: None,
+        };
+        let drained = drain(&store, &context).await.expect("drained");
+        let payloads: Vec<&str> = drained
+            .jobs
+            .iter()
+            .filter_map(|key| store.job(key).ok().flatten())
+            .map(|job| match job.payload["type"].as_str() {
+                Some("confirmation") => "confirmation",
+                Some("route") => "route",
+                _ => "other",
+            })
+            .collect();
+        assert_eq!(drained.jobs.len(), 2, "{payloads:?}");
+        assert!(
+            payloads.contains(&"confirmation") && payloads.contains(&"route"),
+            "{payloads:?}"
+        );
+    }
 }
