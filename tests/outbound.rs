@@ -220,6 +220,22 @@ async fn paid_order_event_becomes_one_template_send_and_stop_blocks_the_next() {
         out.contains("recent decisions:") && out.contains("  block  template order_confirmation"),
         "{out}"
     );
+    // Events are counted apart from Meta's webhooks (one: the STOP).
+    let metrics = reqwest::get(format!("{}/metrics", daemon.url))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    for line in [
+        "wabridge_webhooks_accepted_total 1",
+        "wabridge_webhooks_rejected_total{reason=\"signature\"} 0",
+        "wabridge_pushed_accepted_total{kind=\"event\"} 4",
+        "wabridge_pushed_rejected_total{kind=\"event\"} 2",
+        "wabridge_pushed_accepted_total{kind=\"connector\"} 0",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in {metrics}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

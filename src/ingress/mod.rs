@@ -27,11 +27,26 @@ pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
 /// Counters served at `/metrics`.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    /// Webhook bodies stored and acknowledged.
+    /// Meta's webhook bodies stored and acknowledged.
     pub accepted: AtomicU64,
-    /// Webhook bodies refused for their signature.
+    /// Meta's webhook bodies refused for their signature.
     pub rejected_signature: AtomicU64,
-    /// Webhook bodies that could not be stored (answered 503).
+    /// Meta's webhook bodies that could not be stored (answered 503).
+    pub store_errors: AtomicU64,
+    /// CRM/shop events (`POST /events/{source}`).
+    pub events: Counters,
+    /// Requests connectors' systems pushed (`POST /connectors/{name}/webhook`).
+    pub connector_webhooks: Counters,
+}
+
+/// Accepted, refused and unstored requests of one kind.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Stored and acknowledged.
+    pub accepted: AtomicU64,
+    /// Refused: not authenticated.
+    pub rejected: AtomicU64,
+    /// Could not be stored (answered 503).
     pub store_errors: AtomicU64,
 }
 
@@ -177,18 +192,27 @@ async fn receive_event(
     if let Err(err) = checked {
         state
             .metrics
-            .rejected_signature
+            .events
+            .rejected
             .fetch_add(1, Ordering::Relaxed);
         tracing::warn!(source = %source, reason = err.kind(), "Event refused: {err}.");
         return (StatusCode::UNAUTHORIZED, "not authenticated");
     }
     match events.accept_event(&source, &body).await {
         Ok(()) => {
-            state.metrics.accepted.fetch_add(1, Ordering::Relaxed);
+            state
+                .metrics
+                .events
+                .accepted
+                .fetch_add(1, Ordering::Relaxed);
             (StatusCode::ACCEPTED, "accepted")
         }
         Err(err) => {
-            state.metrics.store_errors.fetch_add(1, Ordering::Relaxed);
+            state
+                .metrics
+                .events
+                .store_errors
+                .fetch_add(1, Ordering::Relaxed);
             tracing::error!(error = %err, "Event not stored; answered 503.");
             (StatusCode::SERVICE_UNAVAILABLE, "not stored")
         }
@@ -233,7 +257,8 @@ async fn receive_connector_webhook(
         Err(wabridge_connectors::WebhookRejection::Unauthorized(reason)) => {
             state
                 .metrics
-                .rejected_signature
+                .connector_webhooks
+                .rejected
                 .fetch_add(1, Ordering::Relaxed);
             tracing::warn!(connector = %name, "Connector webhook refused: {reason}.");
             return (StatusCode::UNAUTHORIZED, "not authenticated");
@@ -241,11 +266,19 @@ async fn receive_connector_webhook(
     }
     match events.accept_webhook(&name, &body).await {
         Ok(()) => {
-            state.metrics.accepted.fetch_add(1, Ordering::Relaxed);
+            state
+                .metrics
+                .connector_webhooks
+                .accepted
+                .fetch_add(1, Ordering::Relaxed);
             (StatusCode::OK, "accepted")
         }
         Err(err) => {
-            state.metrics.store_errors.fetch_add(1, Ordering::Relaxed);
+            state
+                .metrics
+                .connector_webhooks
+                .store_errors
+                .fetch_add(1, Ordering::Relaxed);
             tracing::error!(error = %err, "Connector webhook not stored; answered 503.");
             (StatusCode::SERVICE_UNAVAILABLE, "not stored")
         }
@@ -254,14 +287,37 @@ async fn receive_connector_webhook(
 
 async fn metrics(State(state): State<Arc<Shared>>) -> String {
     let m = &state.metrics;
-    format!(
+    let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+    let mut text = format!(
         "# TYPE wabridge_webhooks_accepted_total counter\nwabridge_webhooks_accepted_total {}\n\
          # TYPE wabridge_webhooks_rejected_total counter\nwabridge_webhooks_rejected_total{{reason=\"signature\"}} {}\n\
          # TYPE wabridge_webhooks_store_errors_total counter\nwabridge_webhooks_store_errors_total {}\n",
-        m.accepted.load(Ordering::Relaxed),
-        m.rejected_signature.load(Ordering::Relaxed),
-        m.store_errors.load(Ordering::Relaxed),
-    )
+        load(&m.accepted),
+        load(&m.rejected_signature),
+        load(&m.store_errors),
+    );
+    for (name, help) in [
+        ("accepted", "stored and acknowledged"),
+        ("rejected", "refused: not authenticated"),
+        ("store_errors", "not stored (answered 503)"),
+    ] {
+        text.push_str(&format!(
+            "# HELP wabridge_pushed_{name}_total CRM/shop events and connector webhooks {help}\n\
+             # TYPE wabridge_pushed_{name}_total counter\n"
+        ));
+        for (kind, counters) in [("event", &m.events), ("connector", &m.connector_webhooks)] {
+            let counter = match name {
+                "accepted" => &counters.accepted,
+                "rejected" => &counters.rejected,
+                _ => &counters.store_errors,
+            };
+            text.push_str(&format!(
+                "wabridge_pushed_{name}_total{{kind=\"{kind}\"}} {}\n",
+                load(counter)
+            ));
+        }
+    }
+    text
 }
 
 /// Compares without an early exit.
