@@ -239,6 +239,49 @@ pub trait TicketSystem: Send + Sync + fmt::Debug {
     }
 }
 
+/// A ticket priority, mapped by each connector to its own scale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Priority {
+    /// Low.
+    Low,
+    /// Normal.
+    Normal,
+    /// High.
+    High,
+    /// Urgent.
+    Urgent,
+}
+
+impl Priority {
+    /// `low`, `normal`, `high` or `urgent`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::Low => "low",
+            Priority::Normal => "normal",
+            Priority::High => "high",
+            Priority::Urgent => "urgent",
+        }
+    }
+
+    /// Reads `low`, `normal`, `high` or `urgent` (any case, surrounding blanks ignored).
+    pub fn parse(text: &str) -> Option<Priority> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "low" => Some(Priority::Low),
+            "normal" => Some(Priority::Normal),
+            "high" => Some(Priority::High),
+            "urgent" => Some(Priority::Urgent),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Priority {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What routing decided for a conversation's ticket (every field optional; empty = nothing).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -249,8 +292,8 @@ pub struct TicketRouting {
     /// The assignee: an RT user name, a Zendesk/Freshdesk agent (e-mail or numeric id), a
     /// Redmine user (login or id).
     pub assignee: Option<String>,
-    /// `low`, `normal`, `high` or `urgent` (each connector maps them to its own scale).
-    pub priority: Option<String>,
+    /// The priority (each connector maps it to its own scale).
+    pub priority: Option<Priority>,
     /// Tags to add (never removes tags).
     pub tags: Vec<String>,
     /// Set when the bot hands the conversation over to a human: why (shown to agents).

@@ -687,7 +687,7 @@ async fn routing_assigns_hands_over_once_and_reopens_a_closed_issue() {
     let login = agent["user"]["login"].as_str().expect("login").to_owned();
     let routing = TicketRouting {
         assignee: Some(login),
-        priority: Some("normal".into()),
+        priority: Some(wabridge_connectors::Priority::Normal),
         tags: vec!["refund".into()],
         handover: Some("asked for a refund".into()),
         ..TicketRouting::default()

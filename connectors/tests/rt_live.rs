@@ -581,7 +581,7 @@ async fn routing_hands_over_once_and_again_after_a_resolve() {
     let routing = TicketRouting {
         department: Some(QUEUE.to_lowercase()),
         assignee: Some("root".into()),
-        priority: Some("normal".into()),
+        priority: Some(wabridge_connectors::Priority::Normal),
         tags: vec!["refund".into(), "vip".into()],
         handover: Some("asked for a refund".into()),
     };

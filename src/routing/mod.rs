@@ -33,7 +33,6 @@ mod spec;
 mod text;
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
@@ -237,46 +236,7 @@ impl ConversationState {
 }
 
 /// Ticket priority, mapped by each connector to its own scale.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-#[serde(rename_all = "lowercase")]
-pub enum Priority {
-    /// Low.
-    Low,
-    /// Normal.
-    Normal,
-    /// High.
-    High,
-    /// Urgent.
-    Urgent,
-}
-
-impl Priority {
-    /// `low`, `normal`, `high` or `urgent`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Priority::Low => "low",
-            Priority::Normal => "normal",
-            Priority::High => "high",
-            Priority::Urgent => "urgent",
-        }
-    }
-
-    pub(crate) fn parse(text: &str) -> Option<Priority> {
-        match text {
-            "low" => Some(Priority::Low),
-            "normal" => Some(Priority::Normal),
-            "high" => Some(Priority::High),
-            "urgent" => Some(Priority::Urgent),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for Priority {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use wabridge_connectors::Priority;
 
 /// What the daemon does to the conversation's ticket.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]

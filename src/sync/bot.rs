@@ -195,7 +195,7 @@ impl Runner {
                     .unwrap_or_else(|| department.clone())
             }),
             assignee: actions.assignee.clone(),
-            priority: actions.priority.map(|p| p.as_str().to_owned()),
+            priority: actions.priority,
             tags: actions.tags.clone(),
             handover: actions.handover.clone(),
         };

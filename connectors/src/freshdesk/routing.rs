@@ -24,7 +24,7 @@ use serde_json::{Map, Value};
 
 use super::client::{Fields, TicketState};
 use super::{html_lines, ticket_id, FreshdeskConnector, CLOSED, OPEN, RESOLVED};
-use crate::{ConnectorError, TicketRef, TicketRouting};
+use crate::{ConnectorError, Priority, TicketRef, TicketRouting};
 
 /// The line that ends every routing note; the newest note holding it is the last one.
 pub const ROUTING_MARKER: &str = "[wa:routing]";
@@ -33,17 +33,12 @@ pub const ROUTING_MARKER: &str = "[wa:routing]";
 const HIGH: u64 = 3;
 
 /// A routing priority as Freshdesk's number.
-fn priority_number(name: &str) -> Result<u64, ConnectorError> {
-    match name.trim().to_ascii_lowercase().as_str() {
-        "low" => Ok(1),
-        "normal" => Ok(2),
-        "high" => Ok(HIGH),
-        "urgent" => Ok(4),
-        other => Err(ConnectorError::Permanent {
-            reason: format!(
-                "freshdesk: routing: unknown priority `{other}`: use low, normal, high or urgent"
-            ),
-        }),
+fn priority_number(priority: Priority) -> u64 {
+    match priority {
+        Priority::Low => 1,
+        Priority::Normal => 2,
+        Priority::High => HIGH,
+        Priority::Urgent => 4,
     }
 }
 
@@ -163,9 +158,7 @@ impl FreshdeskConnector {
         routing: &TicketRouting,
     ) -> Result<Map<String, Value>, ConnectorError> {
         let mut fields = Map::new();
-        let mut priority = non_blank(routing.priority.as_ref())
-            .map(priority_number)
-            .transpose()?;
+        let mut priority = routing.priority.map(priority_number);
         if let Some(department) = non_blank(routing.department.as_ref()) {
             let id = self.group_id(department).await?;
             if state.group_id != Some(id) {

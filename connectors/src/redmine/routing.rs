@@ -32,7 +32,7 @@ use serde_json::{json, Map, Value};
 
 use super::client::{Enumeration, Issue, Named};
 use super::RedmineConnector;
-use crate::{ConnectorError, TicketRef, TicketRouting};
+use crate::{ConnectorError, Priority, TicketRef, TicketRouting};
 
 /// The line that ends every routing note; the newest note holding it is the last one.
 pub const ROUTING_MARKER: &str = "[wa:routing]";
@@ -82,18 +82,12 @@ fn issue_id(ticket: &TicketRef) -> Result<u64, ConnectorError> {
 }
 
 /// The Redmine name of a routing priority.
-fn priority_name(priority: &str) -> Result<&'static str, ConnectorError> {
-    match priority.trim().to_ascii_lowercase().as_str() {
-        "low" => Ok("Low"),
-        "normal" => Ok("Normal"),
-        "high" => Ok("High"),
-        "urgent" => Ok("Urgent"),
-        _ => Err(ConnectorError::Permanent {
-            reason: format!(
-                "redmine: routing: unknown priority `{}`: use low, normal, high or urgent",
-                priority.trim()
-            ),
-        }),
+fn priority_name(priority: Priority) -> &'static str {
+    match priority {
+        Priority::Low => "Low",
+        Priority::Normal => "Normal",
+        Priority::High => "High",
+        Priority::Urgent => "Urgent",
     }
 }
 
@@ -253,9 +247,7 @@ impl RedmineConnector {
     ) -> Result<Targets, ConnectorError> {
         let current = |named: &Option<Named>| named.as_ref().map(|n| n.id);
         let mut targets = Targets::default();
-        let wanted_priority = non_blank(routing.priority.as_ref())
-            .map(priority_name)
-            .transpose()?;
+        let wanted_priority = routing.priority.map(priority_name);
         if let Some(department) = non_blank(routing.department.as_ref()) {
             let id = self.category_id(department).await?;
             targets.category = Some(id).filter(|id| current(&issue.category) != Some(*id));

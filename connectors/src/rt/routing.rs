@@ -28,7 +28,7 @@ use serde_json::{json, Map, Value};
 
 use super::client::{FoundText, TicketState};
 use super::RtConnector;
-use crate::{ConnectorError, TicketRef, TicketRouting};
+use crate::{ConnectorError, Priority, TicketRef, TicketRouting};
 
 /// The line that ends every routing comment; the newest comment holding it is the last routing
 /// comment.
@@ -36,33 +36,6 @@ pub const ROUTING_MARKER: &str = "[wa:routing]";
 
 /// The statuses in which a ticket counts as resolved (the bot may speak again).
 const RESOLVED_STATUSES: &[&str] = &["resolved", "rejected", "deleted"];
-
-/// A routing priority.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Priority {
-    Low,
-    Normal,
-    High,
-    Urgent,
-}
-
-impl Priority {
-    /// `low`, `normal`, `high` or `urgent`, any case.
-    pub(crate) fn parse(name: &str) -> Result<Priority, ConnectorError> {
-        match name.trim().to_ascii_lowercase().as_str() {
-            "low" => Ok(Priority::Low),
-            "normal" => Ok(Priority::Normal),
-            "high" => Ok(Priority::High),
-            "urgent" => Ok(Priority::Urgent),
-            _ => Err(ConnectorError::Permanent {
-                reason: format!(
-                    "rt: routing: unknown priority `{}`: use low, normal, high or urgent",
-                    name.trim()
-                ),
-            }),
-        }
-    }
-}
 
 /// A routing with its blanks dropped.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,9 +62,7 @@ impl<'a> Wanted<'a> {
         Ok(Wanted {
             department: non_blank(routing.department.as_ref()),
             assignee: non_blank(routing.assignee.as_ref()),
-            priority: non_blank(routing.priority.as_ref())
-                .map(Priority::parse)
-                .transpose()?,
+            priority: routing.priority,
             tags,
             handover: routing.handover.as_deref().map(str::trim),
         })

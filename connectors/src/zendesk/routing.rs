@@ -163,21 +163,8 @@ impl ZendeskConnector {
         routing: &TicketRouting,
     ) -> Result<Map<String, Value>, ConnectorError> {
         let mut update = Map::new();
-        let wanted_priority = match non_blank(routing.priority.as_ref()) {
-            None => None,
-            Some(name) => {
-                let name = name.to_ascii_lowercase();
-                if rank(&name).is_none() {
-                    return Err(ConnectorError::Permanent {
-                        reason: format!(
-                            "zendesk: routing: unknown priority `{name}`: use low, normal, high \
-                             or urgent"
-                        ),
-                    });
-                }
-                Some(name)
-            }
-        };
+        // Zendesk's priorities are named like wabridge's.
+        let wanted_priority = routing.priority.map(|p| p.as_str().to_owned());
         if let Some(department) = non_blank(routing.department.as_ref()) {
             let id = self.group_id(department).await?;
             if state.group_id != Some(id) {
