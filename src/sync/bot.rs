@@ -272,9 +272,12 @@ impl Runner {
             conversation: conversation.to_owned(),
             text: format!("wabridge bot → customer:\n{}", reply.plain_text()),
         };
+        // A second later than now: after the delivery of the message it answers, even one
+        // Meta stamped this very second (jobs of one second are ordered by arrival, and this
+        // note's sequence is smaller than any webhook's).
         let job = NewJob {
             queue: format!("{primary}/{conversation}"),
-            timestamp: Utc::now().timestamp(),
+            timestamp: Utc::now().timestamp() + 1,
             sequence: self.store.next_id().map_err(store_failure)?,
             payload: serde_json::to_value(&payload).map_err(|e| store_failure(e.into()))?,
         };
