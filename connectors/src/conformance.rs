@@ -14,7 +14,7 @@
 //! - the idempotency key (the message id) is in what is written to the system;
 //! - the secret appears neither in the connector's `Debug` output nor in any error.
 //!
-//! ```ignore
+//! ```text
 //! struct Rt;
 //! #[async_trait::async_trait]
 //! impl conformance::Subject for Rt { /* mount_happy_path, build */ }

@@ -528,6 +528,21 @@ impl ConnectorError {
 /// the other side, and the retry's lookup must not run before it has.
 pub const UNKNOWN_OUTCOME_WAIT: Duration = Duration::from_secs(30);
 
+/// The HTTP client every connector uses: `timeout` to connect and for a whole call, wabridge's
+/// user agent, and redirects **not followed** (a redirect could carry the credential header to
+/// another host; a 3xx answer is an error that names the status instead).
+pub fn http_client(kind: &str, timeout: Duration) -> Result<reqwest::Client, ConnectorError> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .user_agent(concat!("wabridge/", env!("CARGO_PKG_VERSION")))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|err| {
+            ConnectorError::from_transport(&err, &format!("{kind}: building the HTTP client"))
+        })
+}
+
 /// Describes a transport error **without its URL**: request URLs may carry a customer's phone
 /// number (a search query) and must not reach logs or dead-letter records.
 pub fn transport_reason(err: &reqwest::Error) -> String {

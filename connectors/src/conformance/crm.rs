@@ -18,7 +18,7 @@
 //! The happy path must serve the contact [`CONTACT_ID`] with no entries logged yet, so the
 //! `maybe_delivered` lookup finds nothing and writes both [`activities`].
 //!
-//! ```ignore
+//! ```text
 //! struct Hubspot;
 //! #[async_trait::async_trait]
 //! impl conformance::crm::CrmSubject for Hubspot { /* mount_happy_path, build */ }

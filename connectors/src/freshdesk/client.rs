@@ -315,14 +315,7 @@ impl FreshdeskClient {
                     .to_owned(),
             })?;
         authorization.set_sensitive(true);
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .user_agent(concat!("wabridge/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|err| {
-                ConnectorError::from_transport(&err, "freshdesk: building the HTTP client")
-            })?;
+        let http = crate::http_client("freshdesk", timeout)?;
         Ok(FreshdeskClient {
             http,
             base,

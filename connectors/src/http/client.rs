@@ -90,15 +90,7 @@ impl HttpClient {
             }
         }
         let timeout = Duration::from_secs(config.timeout_secs);
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .user_agent(concat!("wabridge/", env!("CARGO_PKG_VERSION")))
-            // A redirect could carry the configured auth header to another host: not followed
-            // (a 3xx is an error naming the status).
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|err| ConnectorError::from_transport(&err, "http: building the client"))?;
+        let http = crate::http_client("http", timeout)?;
         Ok(HttpClient {
             http,
             base: config.url.trim().to_owned(),

@@ -300,14 +300,7 @@ impl HubspotClient {
                 reason: "hubspot: the token contains characters not allowed in a header".to_owned(),
             })?;
         authorization.set_sensitive(true);
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .user_agent(concat!("wabridge/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|err| {
-                ConnectorError::from_transport(&err, "hubspot: building the HTTP client")
-            })?;
+        let http = crate::http_client("hubspot", timeout)?;
         Ok(HubspotClient {
             http,
             base,

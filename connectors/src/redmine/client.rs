@@ -246,14 +246,7 @@ impl RedmineClient {
             }
         })?;
         api_key.set_sensitive(true);
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .user_agent(concat!("wabridge/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|err| {
-                ConnectorError::from_transport(&err, "redmine: building the HTTP client")
-            })?;
+        let http = crate::http_client("redmine", timeout)?;
         Ok(RedmineClient {
             http,
             base,

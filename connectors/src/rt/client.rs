@@ -189,12 +189,7 @@ impl RtClient {
                 reason: "rt: the credential contains characters not allowed in a header".to_owned(),
             })?;
         authorization.set_sensitive(true);
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .user_agent(concat!("wabridge/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|err| ConnectorError::from_transport(&err, "rt: building the HTTP client"))?;
+        let http = crate::http_client("rt", timeout)?;
         Ok(RtClient {
             http,
             base,

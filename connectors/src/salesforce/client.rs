@@ -430,14 +430,7 @@ impl SalesforceClient {
                 reason: "salesforce: url cannot be a base address".to_owned(),
             });
         }
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .user_agent(concat!("wabridge/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|err| {
-                ConnectorError::from_transport(&err, "salesforce: building the HTTP client")
-            })?;
+        let http = crate::http_client("salesforce", timeout)?;
         Ok(SalesforceClient {
             http,
             login,

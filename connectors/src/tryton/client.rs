@@ -225,12 +225,7 @@ impl TrytonClient {
         if let Ok(mut path) = endpoint.path_segments_mut() {
             path.pop_if_empty().extend([database.trim(), "rpc", ""]);
         }
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .user_agent(concat!("wabridge/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|err| ConnectorError::from_transport(&err, "tryton: building the client"))?;
+        let http = crate::http_client("tryton", timeout)?;
         Ok(TrytonClient {
             http,
             endpoint,

@@ -232,14 +232,7 @@ impl ZendeskClient {
                     .to_owned(),
             })?;
         authorization.set_sensitive(true);
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .user_agent(concat!("wabridge/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|err| {
-                ConnectorError::from_transport(&err, "zendesk: building the HTTP client")
-            })?;
+        let http = crate::http_client("zendesk", timeout)?;
         Ok(ZendeskClient {
             http,
             base,
