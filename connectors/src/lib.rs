@@ -29,6 +29,7 @@ pub mod freshdesk;
 pub mod http;
 pub mod hubspot;
 pub mod redmine;
+mod routing_support;
 pub mod rt;
 pub mod salesforce;
 pub mod tryton;

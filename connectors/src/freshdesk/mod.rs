@@ -145,7 +145,7 @@ pub struct FreshdeskConnector {
     config: FreshdeskConfig,
     client: FreshdeskClient,
     /// Routing: group names and agent e-mail addresses resolved so far.
-    names: routing::Names,
+    names: crate::routing_support::Names,
 }
 
 impl fmt::Debug for FreshdeskConnector {
@@ -192,7 +192,7 @@ impl FreshdeskConnector {
         Ok(FreshdeskConnector {
             config,
             client,
-            names: routing::Names::default(),
+            names: crate::routing_support::Names::default(),
         })
     }
 

@@ -17,13 +17,11 @@
 //!   the two the retry writes it once more (one duplicate), rather than finding the ticket open
 //!   and writing none.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
 use serde_json::{Map, Value};
 
 use super::client::{Fields, TicketState};
 use super::{html_lines, ticket_id, FreshdeskConnector, CLOSED, OPEN, RESOLVED};
+use crate::routing_support::{non_blank, numeric, same_text};
 use crate::{ConnectorError, Priority, TicketRef, TicketRouting};
 
 /// The line that ends every routing note; the newest note holding it is the last one.
@@ -47,58 +45,6 @@ pub fn handover_note(reason: &str) -> String {
     match reason.trim() {
         "" => format!("wabridge: the customer asked for a person.\n{ROUTING_MARKER}"),
         reason => format!("wabridge: the customer asked for a person: {reason}\n{ROUTING_MARKER}"),
-    }
-}
-
-fn same_text(a: &str, b: &str) -> bool {
-    a.split_whitespace().eq(b.split_whitespace())
-}
-
-fn non_blank(value: Option<&String>) -> Option<&str> {
-    value.map(|v| v.trim()).filter(|v| !v.is_empty())
-}
-
-fn numeric(value: &str) -> Option<u64> {
-    value
-        .bytes()
-        .all(|b| b.is_ascii_digit())
-        .then(|| value.parse().ok())
-        .flatten()
-}
-
-/// Caches of the names routing resolves.
-#[derive(Debug, Default)]
-pub(crate) struct Names {
-    /// Group names (lowercase) → ids; `None` until first read.
-    groups: Mutex<Option<HashMap<String, u64>>>,
-    /// Agent e-mail addresses (lowercase) → agent ids.
-    agents: Mutex<HashMap<String, u64>>,
-}
-
-impl Names {
-    fn group(&self, name: &str) -> Option<u64> {
-        let groups = self.groups.lock().ok()?;
-        groups.as_ref()?.get(&name.to_lowercase()).copied()
-    }
-
-    fn set_groups(&self, groups: Vec<(u64, String)>) {
-        if let Ok(mut cached) = self.groups.lock() {
-            let map = groups
-                .into_iter()
-                .map(|(id, name)| (name.trim().to_lowercase(), id))
-                .collect();
-            *cached = Some(map);
-        }
-    }
-
-    fn agent(&self, email: &str) -> Option<u64> {
-        self.agents.lock().ok()?.get(&email.to_lowercase()).copied()
-    }
-
-    fn set_agent(&self, email: &str, id: u64) {
-        if let Ok(mut agents) = self.agents.lock() {
-            agents.insert(email.to_lowercase(), id);
-        }
     }
 }
 

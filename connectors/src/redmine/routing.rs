@@ -32,6 +32,7 @@ use serde_json::{json, Map, Value};
 
 use super::client::{Enumeration, Issue, Named};
 use super::RedmineConnector;
+use crate::routing_support::{non_blank, same_text};
 use crate::{ConnectorError, Priority, TicketRef, TicketRouting};
 
 /// The line that ends every routing note; the newest note holding it is the last one.
@@ -56,14 +57,6 @@ pub fn routing_note(handover: Option<&str>, tags: &[String]) -> Option<String> {
     }
     lines.push(ROUTING_MARKER.to_owned());
     Some(lines.join("\n"))
-}
-
-fn same_text(a: &str, b: &str) -> bool {
-    a.split_whitespace().eq(b.split_whitespace())
-}
-
-fn non_blank(value: Option<&String>) -> Option<&str> {
-    value.map(|v| v.trim()).filter(|v| !v.is_empty())
 }
 
 fn numeric(value: &str) -> Option<u64> {

@@ -28,6 +28,7 @@ use serde_json::{json, Map, Value};
 
 use super::client::{FoundText, TicketState};
 use super::RtConnector;
+use crate::routing_support::{non_blank, same_text};
 use crate::{ConnectorError, Priority, TicketRef, TicketRouting};
 
 /// The line that ends every routing comment; the newest comment holding it is the last routing
@@ -45,10 +46,6 @@ struct Wanted<'a> {
     priority: Option<Priority>,
     tags: Vec<String>,
     handover: Option<&'a str>,
-}
-
-fn non_blank(value: Option<&String>) -> Option<&str> {
-    value.map(|v| v.trim()).filter(|v| !v.is_empty())
 }
 
 impl<'a> Wanted<'a> {
@@ -88,11 +85,6 @@ pub fn routing_comment(handover: Option<&str>, tags: &[String]) -> Option<String
     }
     lines.push(ROUTING_MARKER.to_owned());
     Some(lines.join("\n"))
-}
-
-/// Whitespace-insensitive text comparison (RT may normalise line ends).
-fn same_text(a: &str, b: &str) -> bool {
-    a.split_whitespace().eq(b.split_whitespace())
 }
 
 /// A ticket id the daemon recorded, if it is an RT one.

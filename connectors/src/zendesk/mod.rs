@@ -141,7 +141,7 @@ pub struct ZendeskConnector {
     config: ZendeskConfig,
     client: ZendeskClient,
     /// Routing: group names and agent e-mail addresses resolved so far.
-    names: routing::Names,
+    names: crate::routing_support::Names,
 }
 
 impl fmt::Debug for ZendeskConnector {
@@ -197,7 +197,7 @@ impl ZendeskConnector {
         Ok(ZendeskConnector {
             config,
             client,
-            names: routing::Names::default(),
+            names: crate::routing_support::Names::default(),
         })
     }
 

@@ -17,13 +17,11 @@
 //!   [`ROUTING_MARKER`]. The comment is skipped when the ticket is open already and its newest
 //!   routing comment says the same.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
 use serde_json::{json, Map, Value};
 
 use super::client::TicketState;
 use super::{ticket_id, ZendeskConnector};
+use crate::routing_support::{non_blank, numeric, same_text};
 use crate::{ConnectorError, TicketRef, TicketRouting};
 
 /// The line that ends every routing note; the newest comment holding it is the last one.
@@ -54,58 +52,6 @@ pub fn zendesk_tag(tag: &str) -> String {
         .collect::<Vec<_>>()
         .join("_")
         .to_lowercase()
-}
-
-fn same_text(a: &str, b: &str) -> bool {
-    a.split_whitespace().eq(b.split_whitespace())
-}
-
-fn non_blank(value: Option<&String>) -> Option<&str> {
-    value.map(|v| v.trim()).filter(|v| !v.is_empty())
-}
-
-fn numeric(value: &str) -> Option<u64> {
-    value
-        .bytes()
-        .all(|b| b.is_ascii_digit())
-        .then(|| value.parse().ok())
-        .flatten()
-}
-
-/// Caches of the names routing resolves.
-#[derive(Debug, Default)]
-pub(crate) struct Names {
-    /// Group names (lowercase) → ids; `None` until first read.
-    groups: Mutex<Option<HashMap<String, u64>>>,
-    /// Agent e-mail addresses (lowercase) → user ids.
-    agents: Mutex<HashMap<String, u64>>,
-}
-
-impl Names {
-    fn group(&self, name: &str) -> Option<u64> {
-        let groups = self.groups.lock().ok()?;
-        groups.as_ref()?.get(&name.to_lowercase()).copied()
-    }
-
-    fn set_groups(&self, groups: Vec<(u64, String)>) {
-        if let Ok(mut cached) = self.groups.lock() {
-            let map = groups
-                .into_iter()
-                .map(|(id, name)| (name.trim().to_lowercase(), id))
-                .collect();
-            *cached = Some(map);
-        }
-    }
-
-    fn agent(&self, email: &str) -> Option<u64> {
-        self.agents.lock().ok()?.get(&email.to_lowercase()).copied()
-    }
-
-    fn set_agent(&self, email: &str, id: u64) {
-        if let Ok(mut agents) = self.agents.lock() {
-            agents.insert(email.to_lowercase(), id);
-        }
-    }
 }
 
 impl ZendeskConnector {
